@@ -1,0 +1,47 @@
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run install migrate test test-sqlite test-postgres lint fmt bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/townsquare migrate
+
+run: migrate
+	$(BIN)/townsquare serve --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test-sqlite: $(STAMP)
+	@echo "== test suite on SQLite =="
+	TOWNSQUARE_TEST_DATABASE_URL= $(BIN)/pytest
+
+test-postgres: $(STAMP)
+	@if [ -n "$$TOWNSQUARE_TEST_DATABASE_URL" ]; then \
+		echo "== test suite on PostgreSQL =="; \
+		$(BIN)/pytest; \
+	else \
+		echo "TOWNSQUARE_TEST_DATABASE_URL is not set: PostgreSQL run skipped"; \
+	fi
+
+test: lint test-sqlite test-postgres

@@ -1,0 +1,148 @@
+"""Every setting of Townsquare, read from `TOWNSQUARE_*` environment variables or `.env`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-key-change-me"
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+    test = "test"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TOWNSQUARE_", env_file=".env", extra="ignore", case_sensitive=False
+    )
+
+    ENV: Environment = Environment.development
+    DATABASE_URL: str = "sqlite+aiosqlite:///./var/townsquare.db"
+    DATABASE_POOL_SIZE: int = 10
+    DATABASE_MAX_OVERFLOW: int = 10
+    SQLITE_BUSY_TIMEOUT_MS: int = 5000
+    SECRET_KEY: str = DEVELOPMENT_SECRET_KEY
+    PUBLIC_URL: str = "http://127.0.0.1:8000"
+    ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
+    LOG_LEVEL: str = "INFO"
+    REDIS_URL: str | None = None
+
+    # Identity
+    DEFAULT_TIMEZONE: str = "UTC"
+    SESSION_COOKIE_NAME: str = "townsquare_session"
+    SESSION_COOKIE_DOMAIN: str | None = None
+    SESSION_COOKIE_SECURE: bool | None = None
+    SESSION_IDLE_TIMEOUT_SECONDS: int = 7 * 24 * 3600
+    SESSION_ABSOLUTE_TIMEOUT_SECONDS: int = 30 * 24 * 3600
+    CSRF_COOKIE_NAME: str = "csrftoken"
+    EMAIL_VERIFICATION_TTL_SECONDS: int = 48 * 3600
+    PASSWORD_RESET_TTL_SECONDS: int = 3600
+    ARGON2_TIME_COST: int = 2
+    ARGON2_MEMORY_COST_KIB: int = 19 * 1024
+    ARGON2_PARALLELISM: int = 1
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_LOGIN: str = "10/minute"
+    RATE_LIMIT_LOGIN_ACCOUNT: str = "5/minute"
+    RATE_LIMIT_REGISTER: str = "10/hour"
+    RATE_LIMIT_CHANGE_PASSWORD: str = "5/minute"
+    RATE_LIMIT_PASSWORD_RESET: str = "5/hour"
+    RATE_LIMIT_PASSWORD_RESET_ACCOUNT: str = "3/hour"
+    RATE_LIMIT_VERIFY: str = "10/minute"
+
+    # Organizations
+    DEFAULT_MODULES: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["cms", "events", "support"]
+    )
+    INVITATION_TTL_SECONDS: int = 7 * 24 * 3600
+
+    # CMS
+    ARTICLE_REVISIONS_KEPT: int = 50
+
+    # Worker
+    RUN_WORKER_IN_PROCESS: bool = True
+    WORKER_POLL_INTERVAL_SECONDS: float = 5.0
+    WORKER_LEASE_SECONDS: int = 60
+    WORKER_BATCH_SIZE: int = 50
+
+    # Email
+    EMAIL_BACKEND: Literal["console", "file", "smtp", "ses"] = "console"
+    EMAIL_FROM: str = "Townsquare <no-reply@localhost>"
+    EMAIL_FILE_DIR: Path = Path("./var/mail")
+    EMAIL_MAX_ATTEMPTS: int = 8
+    EMAIL_RETRY_BASE_SECONDS: float = 30.0
+    EMAIL_RETRY_MAX_SECONDS: float = 3600.0
+    SMTP_HOST: str = "localhost"
+    SMTP_PORT: int = 25
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_TLS: Literal["none", "starttls", "implicit"] = "none"
+    SMTP_TIMEOUT: float = 10.0
+    SES_REGION: str = "us-east-1"
+    SES_ACCESS_KEY_ID: str | None = None
+    SES_SECRET_ACCESS_KEY: str | None = None
+    SES_ENDPOINT_URL: str | None = None
+    SES_CONFIGURATION_SET: str | None = None
+
+    @field_validator("ALLOWED_ORIGINS", "DEFAULT_MODULES", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return Environment.production == self.ENV
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def cookie_secure(self) -> bool:
+        if self.SESSION_COOKIE_SECURE is not None:
+            return self.SESSION_COOKIE_SECURE
+        return Environment.development != self.ENV and Environment.test != self.ENV
+
+    @property
+    def json_logs(self) -> bool:
+        if self.LOG_FORMAT == "auto":
+            return self.is_production
+        return self.LOG_FORMAT == "json"
+
+    def production_problems(self) -> list[str]:
+        """Settings that make a production instance unsafe, each naming what to fix."""
+        problems: list[str] = []
+        if self.SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(self.SECRET_KEY) < 32:
+            problems.append(
+                "TOWNSQUARE_SECRET_KEY is the development default or shorter than 32 characters; "
+                "set a long random value"
+            )
+        if self.SESSION_COOKIE_SECURE is False:
+            problems.append(
+                "TOWNSQUARE_SESSION_COOKIE_SECURE is false; session cookies must be Secure"
+            )
+        return problems
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def _settings_from_request(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(_settings_from_request)]

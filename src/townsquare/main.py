@@ -1,0 +1,76 @@
+"""The application factory and its lifespan: database, bus, storage, mailer, worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from townsquare.config import Settings, get_settings
+from townsquare.db import Database, SessionSource
+from townsquare.errors import install_error_handlers
+from townsquare.health.router import router as health_router
+from townsquare.logs import configure_logging
+from townsquare.middleware import RequestContextMiddleware
+
+API_PREFIX = "/api/v1"
+
+
+def api_router() -> APIRouter:
+    """Every versioned route of the API, mounted under /api/v1."""
+    router = APIRouter(prefix=API_PREFIX)
+    return router
+
+
+def create_app(
+    settings: Settings | None = None, *, database: SessionSource | None = None
+) -> FastAPI:
+    """Build the ASGI app. Tests pass their own `database` (a rolled-back connection)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned: Database | None = None
+        if database is None:
+            owned = Database(settings)
+            app.state.database = owned
+        try:
+            yield
+        finally:
+            if owned is not None:
+                await owned.dispose()
+
+    app = FastAPI(
+        title="Townsquare",
+        version="0.1.0",
+        description="Articles, events with volunteer shifts and support chat for organizations.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if database is not None:
+        app.state.database = database
+    install_error_handlers(app)
+    if settings.ALLOWED_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.ALLOWED_ORIGINS,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    app.include_router(api_router())
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for uvicorn (`townsquare.main:app_from_env`, factory mode)."""
+    settings = get_settings()
+    configure_logging(json_lines=settings.json_logs, level=settings.LOG_LEVEL)
+    return create_app(settings)

@@ -1,0 +1,104 @@
+"""Request ids, one access log line per request, and the last line of defence against 500s."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from townsquare.errors import problem
+
+access_logger = logging.getLogger("townsquare.access")
+error_logger = logging.getLogger("townsquare.errors")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _is_database_outage(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, FileNotFoundError)
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (taken from `X-Request-ID` when sane), logs it, catches errors."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if scope["type"] != "http" or response_started:
+                raise
+            from starlette.requests import Request
+
+            request = Request(scope)
+            if _is_database_outage(exc):
+                error_logger.error(
+                    "database unavailable: %s", type(exc).__name__, extra={"request_id": request_id}
+                )
+                response = problem(
+                    503,
+                    "service_unavailable",
+                    "Service unavailable",
+                    "The service is temporarily unavailable; try again shortly.",
+                    request=request,
+                    headers={"Retry-After": "5"},
+                )
+            else:
+                error_logger.exception("unhandled error", extra={"request_id": request_id})
+                response = problem(
+                    500,
+                    "internal_error",
+                    "Internal server error",
+                    "Something went wrong on our side. Quote the request id when reporting it.",
+                    request=request,
+                )
+            await response(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                access_logger.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "client": (scope.get("client") or ("", 0))[0],
+                    },
+                )

@@ -1,0 +1,12 @@
+"""Imports every domain's tables so that `Base.metadata` is complete (Alembic, tests)."""
+
+from __future__ import annotations
+
+import importlib
+
+DOMAIN_MODEL_MODULES: tuple[str, ...] = ()
+
+
+def import_all_models() -> None:
+    for module in DOMAIN_MODEL_MODULES:
+        importlib.import_module(module)
