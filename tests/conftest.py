@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from types import ModuleType
 
@@ -134,6 +135,20 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client over the app in-process (no network)."""
     async for c in _client_for(app):
         yield c
+
+
+@pytest.fixture
+async def new_client(app: FastAPI) -> AsyncIterator[Callable[[], Awaitable[httpx.AsyncClient]]]:
+    """Makes more clients over the same app (one per signed-in user in a test)."""
+    async with AsyncExitStack() as stack:
+
+        async def make() -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+            return await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://testserver")
+            )
+
+        yield make
 
 
 @pytest.fixture
