@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid  # noqa: E402
+import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from townsquare.orgs.enums import MemberRole, Module  # noqa: E402
-from townsquare.orgs.models import Membership, Organization, OrganizationModule  # noqa: E402
+from townsquare.orgs.enums import MemberRole, Module
+from townsquare.orgs.models import Membership, Organization, OrganizationModule
 
 
 async def create_organization(
