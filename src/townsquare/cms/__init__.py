@@ -1,0 +1,1 @@
+"""The CMS: articles, revisions, scheduled publishing, categories, tags, public reads."""

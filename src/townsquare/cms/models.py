@@ -1,0 +1,169 @@
+"""Articles, their revisions, categories and tags.
+
+The public read API pages published articles by keyset on `(published_at, id)`, newest
+first (PostgreSQL and SQLite scan these ascending indexes backwards, and plain column
+indexes keep Alembic's model/migration comparison exact):
+`ix_articles_public_listing` serves the unfiltered list, `ix_articles_public_category`
+the list of one category, and `ix_article_tags_public` the list of one tag — for that
+one `article_tags.published_at` mirrors `articles.published_at` while the article is
+published (NULL otherwise), kept in step by the service in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from townsquare.cms.enums import ArticleStatus, RevisionReason
+from townsquare.db import Base, Model
+from townsquare.kit import clock
+
+TITLE_MAX = 200
+SLUG_MAX = 200
+EXCERPT_MAX = 1000
+BODY_MAX = 200_000
+CATEGORY_NAME_MAX = 100
+CATEGORY_SLUG_MAX = 100
+TAG_NAME_MAX = 64
+TAG_SLUG_MAX = 64
+
+
+def _enum(enum: type[Any], name: str) -> Enum:
+    return Enum(enum, name=name, native_enum=False, length=16, validate_strings=True)
+
+
+class Category(Model):
+    """A category of articles; categories nest through `parent_id` (never in a cycle)."""
+
+    __tablename__ = "categories"
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(CATEGORY_NAME_MAX))
+    slug: Mapped[str] = mapped_column(String(CATEGORY_SLUG_MAX))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Tag(Model):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(TAG_NAME_MAX))
+    slug: Mapped[str] = mapped_column(String(TAG_SLUG_MAX))
+
+
+class Article(Model):
+    """An article. `body` is sanitized HTML; `version` grows by one with every change."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "slug"),
+        Index(
+            "ix_articles_public_listing",
+            "organization_id",
+            "status",
+            "published_at",
+            "id",
+        ),
+        Index(
+            "ix_articles_public_category",
+            "category_id",
+            "status",
+            "published_at",
+            "id",
+        ),
+        # The scheduled-publishing sweep: only scheduled rows, by due time.
+        Index(
+            "ix_articles_scheduled_due",
+            "scheduled_publish_at",
+            postgresql_where=text("status = 'scheduled'"),
+            sqlite_where=text("status = 'scheduled'"),
+        ),
+        Index("ix_articles_organization_id_updated_at", "organization_id", "updated_at"),
+        Index("ix_articles_author_id", "author_id"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    slug: Mapped[str] = mapped_column(String(SLUG_MAX))
+    excerpt: Mapped[str] = mapped_column(String(EXCERPT_MAX), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[ArticleStatus] = mapped_column(
+        _enum(ArticleStatus, "article_status"), default=ArticleStatus.draft
+    )
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    category_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("categories.id", ondelete="SET NULL")
+    )
+    # No foreign key yet: the media module comes later.
+    featured_media_id: Mapped[uuid.UUID | None]
+    published_at: Mapped[datetime | None]
+    scheduled_publish_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ArticleTag(Base):
+    """An article's tag. `published_at` mirrors the article's while it is published."""
+
+    __tablename__ = "article_tags"
+    __table_args__ = (
+        Index(
+            "ix_article_tags_public",
+            "tag_id",
+            "published_at",
+            "article_id",
+        ),
+    )
+
+    article_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    published_at: Mapped[datetime | None]
+
+
+class ArticleRevision(Base):
+    """A snapshot of an article's title, excerpt and body; `number` counts per article."""
+
+    __tablename__ = "article_revisions"
+    __table_args__ = (UniqueConstraint("article_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    article_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    excerpt: Mapped[str] = mapped_column(String(EXCERPT_MAX))
+    body: Mapped[str] = mapped_column(Text)
+    reason: Mapped[RevisionReason] = mapped_column(_enum(RevisionReason, "revision_reason"))
+    editor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
