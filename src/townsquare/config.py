@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     SES_SECRET_ACCESS_KEY: str | None = None
     SES_ENDPOINT_URL: str | None = None
     SES_CONFIGURATION_SET: str | None = None
+    SES_TIMEOUT: float = 10.0
+    EMAIL_RETENTION_DAYS: int = 30
 
     @field_validator("ALLOWED_ORIGINS", "DEFAULT_MODULES", mode="before")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-DOMAIN_MODEL_MODULES: tuple[str, ...] = ()
+DOMAIN_MODEL_MODULES: tuple[str, ...] = ("townsquare.auth.models", "townsquare.email.models")
 
 
 def import_all_models() -> None:

@@ -1,0 +1,1 @@
+"""Email: the outbox, its templates, and the senders that deliver it (console, file, smtp, ses)."""

@@ -1,0 +1,1 @@
+"""The duty runner: background sweeps of durable state, in the web process or standalone."""
