@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from townsquare.auth import passwords as auth_passwords
+from townsquare.auth import sessions as auth_sessions
+from townsquare.auth.deps import CSRF_HEADER
+from townsquare.auth.models import User
+from townsquare.config import Settings, get_settings
+from townsquare.kit import clock
 from townsquare.orgs.enums import MemberRole, Module
 from townsquare.orgs.models import Membership, Organization, OrganizationModule
 
@@ -41,3 +48,60 @@ async def add_member(
     session.add(membership)
     await session.flush()
     return membership
+
+
+# --- identity --------------------------------------------------------------------------
+
+DEFAULT_PASSWORD = "a-long-Unusual-passphrase-42"
+_password_hashes: dict[str, str] = {}
+
+
+def _password_hash(password: str) -> str:
+    # The real argon2id hasher, once per distinct password: tests stay fast and honest.
+    if password not in _password_hashes:
+        _password_hashes[password] = auth_passwords.hasher_for(get_settings()).hash(password)
+    return _password_hashes[password]
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    display_name: str = "Test User",
+    is_staff: bool = False,
+    verified: bool = True,
+    timezone: str = "UTC",
+    is_active: bool = True,
+) -> User:
+    """A user whose password is `password` (a unique email when none is given)."""
+    user = User(
+        email=(email or f"user-{uuid.uuid4().hex[:12]}@example.com").strip().lower(),
+        display_name=display_name,
+        timezone=timezone,
+        password_hash=_password_hash(password),
+        is_staff=is_staff,
+        is_active=is_active,
+        email_verified_at=clock.now() if verified else None,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+def _client_settings(client: httpx.AsyncClient) -> Settings:
+    app = getattr(client._transport, "app", None)
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+async def sign_in(session: AsyncSession, client: httpx.AsyncClient, user: User) -> str:
+    """Open a real session for `user` (no HTTP, no rate limit), put its cookie and CSRF
+    header on `client`, and return the CSRF token."""
+    settings = _client_settings(client)
+    issued = await auth_sessions.start_session(session, settings, user, user_agent="tests")
+    client.cookies.set(settings.SESSION_COOKIE_NAME, issued.token)
+    client.cookies.set(settings.CSRF_COOKIE_NAME, issued.csrf_token)
+    client.headers[CSRF_HEADER] = issued.csrf_token
+    return issued.csrf_token
+

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     CSRF_COOKIE_NAME: str = "csrftoken"
     EMAIL_VERIFICATION_TTL_SECONDS: int = 48 * 3600
     PASSWORD_RESET_TTL_SECONDS: int = 3600
+    # Links in identity emails; {public_url} and {token} are filled in. Point them at the
+    # client app's pages that POST the token to /api/v1/auth/verify-email or reset-password.
+    VERIFY_EMAIL_URL: str = "{public_url}/verify-email?token={token}"
+    PASSWORD_RESET_URL: str = "{public_url}/reset-password?token={token}"
     ARGON2_TIME_COST: int = 2
     ARGON2_MEMORY_COST_KIB: int = 19 * 1024
     ARGON2_PARALLELISM: int = 1

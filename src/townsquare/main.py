@@ -20,7 +20,12 @@ API_PREFIX = "/api/v1"
 
 def api_router() -> APIRouter:
     """Every versioned route of the API, mounted under /api/v1."""
+    from townsquare.auth.router import admin_router as auth_admin_router
+    from townsquare.auth.router import router as auth_router
+
     router = APIRouter(prefix=API_PREFIX)
+    router.include_router(auth_router)
+    router.include_router(auth_admin_router)
     return router
 
 
@@ -36,9 +41,16 @@ def create_app(
         if database is None:
             owned = Database(settings)
             app.state.database = owned
+        worker = None
+        if settings.RUN_WORKER_IN_PROCESS:
+            from townsquare.worker.runner import start_background
+
+            worker = start_background(app.state.database, settings)
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             if owned is not None:
                 await owned.dispose()
 

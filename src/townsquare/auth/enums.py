@@ -1,0 +1,12 @@
+"""Enumerations of the identity domain."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TokenPurpose(StrEnum):
+    """What a one-time emailed token is for."""
+
+    verify_email = "verify_email"
+    password_reset = "password_reset"

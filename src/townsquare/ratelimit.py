@@ -1,0 +1,112 @@
+"""Rate limits: moving windows from the `limits` package, in memory or in Redis.
+
+One `RateLimiter` lives on `app.state` (created on first use). Without `REDIS_URL` it
+counts in process memory; with it, counts live in Redis, so every API process sharing
+that Redis shares the counts. Limits are strings such as `"5/minute"` (settings
+`RATE_LIMIT_*`); `RATE_LIMIT_ENABLED=false` switches every limit off.
+
+Two ways to count, chosen per endpoint:
+- `check()` before the work and `hit()` after a failure: only failures count
+  (login, change-password), so honest users are not locked out by their own successes.
+- `consume()`: every attempt counts (register, reset requests, token endpoints).
+Either way an exhausted window answers 429 `rate_limited` with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from townsquare.config import Settings
+from townsquare.errors import RateLimited
+
+Key = tuple[str, ...]
+"""Identifies one counter, e.g. `("login", "ip", "203.0.113.9")`."""
+
+REDIS_KEY_PREFIX = "townsquare:ratelimit"
+
+
+@lru_cache(maxsize=64)
+def _item(limit: str) -> RateLimitItem:
+    return parse(limit)
+
+
+def _storage(settings: Settings) -> Storage:
+    if not settings.REDIS_URL:
+        return MemoryStorage()
+    uri = settings.REDIS_URL
+    if "://" in uri and not uri.startswith("async+"):
+        scheme, rest = uri.split("://", 1)
+        uri = f"async+{'redis+unix' if scheme == 'unix' else scheme}://{rest}"
+    return RedisStorage(uri, implementation="redispy", key_prefix=REDIS_KEY_PREFIX)
+
+
+class RateLimiter:
+    """Moving-window counters over one storage; every method takes `(limit, key)` pairs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.RATE_LIMIT_ENABLED
+        self.storage = _storage(settings)
+        self._strategy = MovingWindowRateLimiter(self.storage)
+
+    async def _retry_after(self, item: RateLimitItem, key: Key) -> int:
+        stats = await self._strategy.get_window_stats(item, *key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def check(self, *limits: tuple[str, Key]) -> None:
+        """Raise `RateLimited` when any of the windows is already full (counts nothing)."""
+        if not self.enabled:
+            return
+        waits = [
+            await self._retry_after(_item(limit), key)
+            for limit, key in limits
+            if not await self._strategy.test(_item(limit), *key)
+        ]
+        if waits:
+            raise RateLimited(max(waits))
+
+    async def hit(self, *limits: tuple[str, Key]) -> None:
+        """Count one event in each window (a failure, typically); never raises."""
+        if not self.enabled:
+            return
+        for limit, key in limits:
+            await self._strategy.hit(_item(limit), *key)
+
+    async def consume(self, *limits: tuple[str, Key]) -> None:
+        """Count one attempt in each window, or raise `RateLimited` if one is full."""
+        if not self.enabled:
+            return
+        await self.check(*limits)
+        refused = [
+            (limit, key)
+            for limit, key in limits
+            if not await self._strategy.hit(_item(limit), *key)
+        ]
+        if refused:
+            waits = [await self._retry_after(_item(limit), key) for limit, key in refused]
+            raise RateLimited(max(waits))
+
+    async def clear(self, limits: Sequence[tuple[str, Key]]) -> None:
+        for limit, key in limits:
+            await self._strategy.clear(_item(limit), *key)
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """The app's limiter (created on first use from the app's settings)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        limiter = RateLimiter(request.app.state.settings)
+        request.app.state.rate_limiter = limiter
+    return limiter
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address as the ASGI server saw it (uvicorn applies trusted proxies)."""
+    return request.client.host if request.client else "unknown"
