@@ -47,6 +47,54 @@ def serve(
 
 
 @app.command()
+def worker(
+    once: bool = typer.Option(
+        False, "--once", help="Sweep every duty until it has nothing left to do, then exit."
+    ),
+) -> None:
+    """Run the background duties (email delivery, scheduled publishing, cleanups)."""
+    import asyncio
+
+    from townsquare.logs import configure_logging
+    from townsquare.worker.runner import run_standalone
+
+    settings = get_settings()
+    configure_logging(json_lines=settings.json_logs, level=settings.LOG_LEVEL)
+    raise typer.Exit(code=asyncio.run(run_standalone(settings, once=once)))
+
+
+email_app = typer.Typer(help="Email delivery.", no_args_is_help=True)
+app.add_typer(email_app, name="email")
+
+
+@email_app.command("send-test")
+def email_send_test(
+    address: str = typer.Argument(..., help="Recipient of the test email."),
+    queue_only: bool = typer.Option(
+        False, "--queue-only", help="Only add it to the outbox; the worker delivers it."
+    ),
+) -> None:
+    """Send the `test` email to ADDRESS through the configured backend, right away."""
+    import asyncio
+
+    from townsquare.email.commands import send_test
+    from townsquare.email.service import InvalidEmailAddress
+
+    try:
+        result = asyncio.run(send_test(get_settings(), address, deliver=not queue_only))
+    except InvalidEmailAddress as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"{result.status.value}: {result.message_id}")
+    if result.provider_message_id:
+        typer.echo(f"provider message id: {result.provider_message_id}")
+    if result.last_error:
+        typer.echo(f"error: {result.last_error}", err=True)
+    if result.status == "failed" or (not queue_only and result.status != "sent"):
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Upgrade the database schema (Alembic) to `revision`."""
     from townsquare.migrations import runner
