@@ -100,8 +100,14 @@ async def sign_in(session: AsyncSession, client: httpx.AsyncClient, user: User) 
     header on `client`, and return the CSRF token."""
     settings = _client_settings(client)
     issued = await auth_sessions.start_session(session, settings, user, user_agent="tests")
-    client.cookies.set(settings.SESSION_COOKIE_NAME, issued.token)
-    client.cookies.set(settings.CSRF_COOKIE_NAME, issued.csrf_token)
+    # The domain the cookie jar files server-set cookies under, so that a later login
+    # through the API replaces these cookies instead of sitting beside them.
+    host = client.base_url.host
+    domain = host if "." in host else f"{host}.local"
+    for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+        client.cookies.delete(name)
+    client.cookies.set(settings.SESSION_COOKIE_NAME, issued.token, domain=domain)
+    client.cookies.set(settings.CSRF_COOKIE_NAME, issued.csrf_token, domain=domain)
     client.headers[CSRF_HEADER] = issued.csrf_token
     return issued.csrf_token
 

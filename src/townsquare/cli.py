@@ -94,6 +94,35 @@ def email_send_test(
         raise typer.Exit(code=1)
 
 
+admin_app = typer.Typer(help="Staff administration.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+def _set_staff(email: str, is_staff: bool) -> None:
+    import asyncio
+
+    from townsquare.auth.commands import NoSuchAccount, set_staff
+
+    try:
+        stored = asyncio.run(set_staff(get_settings(), email, is_staff))
+    except NoSuchAccount:
+        typer.echo(f"no account has the email address {email}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"{stored} is {'now' if is_staff else 'no longer'} staff")
+
+
+@admin_app.command("promote")
+def admin_promote(email: str = typer.Argument(..., help="Email of the account.")) -> None:
+    """Make the account with EMAIL staff (the only way to make the first staff user)."""
+    _set_staff(email, True)
+
+
+@admin_app.command("demote")
+def admin_demote(email: str = typer.Argument(..., help="Email of the account.")) -> None:
+    """Take staff rights away from the account with EMAIL."""
+    _set_staff(email, False)
+
+
 @app.command()
 def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Upgrade the database schema (Alembic) to `revision`."""

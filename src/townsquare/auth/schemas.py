@@ -15,7 +15,9 @@ from pydantic import (
     Field,
     HttpUrl,
     StringConstraints,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from townsquare.auth.models import AVATAR_URL_MAX, DISPLAY_NAME_MAX, EMAIL_MAX, TIMEZONE_MAX
 from townsquare.auth.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, is_common_password
@@ -111,6 +113,14 @@ class UpdateMeRequest(Strict):
     display_name: DisplayName | None = None
     timezone: Timezone | None = None
     avatar_url: AvatarUrl | None = None
+    """`null` removes the avatar; display_name and timezone may not be null."""
+
+    @model_validator(mode="after")
+    def _required_values(self) -> UpdateMeRequest:
+        for field in ("display_name", "timezone"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise PydanticCustomError("missing", "{field} may not be null", {"field": field})
+        return self
 
 
 class MembershipSummary(BaseModel):

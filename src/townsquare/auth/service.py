@@ -296,7 +296,6 @@ async def send_verification(session: AsyncSession, settings: Settings, user: Use
         context={
             "display_name": user.display_name,
             "link": _link(settings, settings.VERIFY_EMAIL_URL, token),
-            "token": token,
             "expires_hours": max(1, settings.EMAIL_VERIFICATION_TTL_SECONDS // 3600),
         },
         settings=settings,
@@ -343,7 +342,6 @@ async def request_password_reset(session: AsyncSession, settings: Settings, emai
         context={
             "display_name": user.display_name,
             "link": _link(settings, settings.PASSWORD_RESET_URL, token),
-            "token": token,
             "expires_minutes": max(1, settings.PASSWORD_RESET_TTL_SECONDS // 60),
         },
         settings=settings,

@@ -1,0 +1,508 @@
+"""The /auth and /admin/users endpoints, as a client sees them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import ModuleType
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.auth.helpers import (
+    API,
+    STRONG_PASSWORD,
+    login,
+    register,
+    session_cookie,
+    unique_email,
+    use_session_cookie,
+)
+from tests.factories import DEFAULT_PASSWORD, create_organization, create_user, sign_in
+from townsquare.auth.models import User, UserSession
+from townsquare.orgs.enums import MemberRole
+
+
+async def _reload(session: AsyncSession, user: User) -> User:
+    fresh = await session.scalar(
+        select(User).where(User.id == user.id).execution_options(populate_existing=True)
+    )
+    assert fresh is not None
+    return fresh
+
+
+async def _session_count(session: AsyncSession, user: User) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)
+    )
+    return int(count or 0)
+
+
+class TestRegister:
+    async def test_creates_account_and_signs_in(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        email = unique_email()
+        response = await register(client, email=email.upper(), display_name="  Grace  ")
+        assert response.status_code == 201
+        body = response.json()
+        assert body["user"]["email"] == email
+        assert body["user"]["display_name"] == "Grace"
+        assert body["user"]["is_staff"] is False
+        assert body["user"]["email_verified"] is False
+        assert body["user"]["timezone"] == "UTC"
+        assert body["csrf_token"]
+        assert response.cookies.get("csrftoken") == body["csrf_token"]
+        set_cookie = response.headers.get_list("set-cookie")
+        session_header = next(h for h in set_cookie if h.startswith("townsquare_session="))
+        assert "HttpOnly" in session_header
+        assert "SameSite=lax" in session_header
+        csrf_header = next(h for h in set_cookie if h.startswith("csrftoken="))
+        assert "HttpOnly" not in csrf_header
+        client.headers["X-CSRF-Token"] = body["csrf_token"]
+        me = await client.get(f"{API}/auth/me")
+        assert me.status_code == 200
+        assert me.json()["email"] == email
+
+    async def test_is_staff_is_refused(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        email = unique_email()
+        response = await register(client, email=email, is_staff=True)
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "is_staff"
+        assert await session.scalar(select(User).where(User.email == email)) is None
+
+    async def test_email_taken_ignores_case(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session, email=unique_email())
+        response = await register(client, email=user.email.upper())
+        assert response.status_code == 409
+        assert response.json()["code"] == "email_taken"
+
+    async def test_timezone_is_validated(self, client: httpx.AsyncClient) -> None:
+        response = await register(client, timezone="Mars/Olympus_Mons")
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "timezone"
+        ok = await register(client, timezone="Europe/Paris")
+        assert ok.status_code == 201
+        assert ok.json()["user"]["timezone"] == "Europe/Paris"
+
+    async def test_default_timezone_comes_from_settings(self, session: AsyncSession) -> None:
+        from tests.conftest import _client_for, make_settings
+        from townsquare.main import create_app
+
+        settings = make_settings(DEFAULT_TIMEZONE="America/Chicago")
+        app = create_app(settings, database=_database_of(session))
+        async for client in _client_for(app):
+            response = await register(client)
+            assert response.status_code == 201
+            assert response.json()["user"]["timezone"] == "America/Chicago"
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("display_name", ""),
+            ("display_name", "x" * 101),
+            ("email", "not-an-email"),
+            ("email", "a" * 250 + "@example.org"),
+        ],
+    )
+    async def test_lengths_and_formats(
+        self, client: httpx.AsyncClient, field: str, value: str
+    ) -> None:
+        response = await register(client, **{field: value})
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == field
+
+
+def _database_of(session: AsyncSession) -> object:
+    from tests.conftest import RolledBackDatabase, make_settings
+
+    connection = session.bind
+    return RolledBackDatabase(connection, make_settings())  # type: ignore[arg-type]
+
+
+class TestPasswordRules:
+    async def test_nine_characters_refused(self, client: httpx.AsyncClient) -> None:
+        response = await register(client, password="Zq9#kP2$w")
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "password"
+
+    async def test_ten_and_128_characters_accepted(self, client: httpx.AsyncClient) -> None:
+        assert (await register(client, password="Zq9#kP2$wL")).status_code == 201
+        assert (await register(client, password="Zq9#kP2$wL" * 12 + "abcdefgh")).status_code == 201
+
+    async def test_129_characters_refused(self, client: httpx.AsyncClient) -> None:
+        response = await register(client, password="Zq9#kP2$wL" * 12 + "abcdefghi")
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "password"
+
+    async def test_common_password_refused(self, client: httpx.AsyncClient) -> None:
+        for common in ("password123", "1234567890", "QWERTYUIOP"):
+            response = await register(client, password=common)
+            assert response.status_code == 422, common
+            assert "common" in response.json()["errors"][0]["message"]
+
+    async def test_email_as_password_refused(self, client: httpx.AsyncClient) -> None:
+        email = unique_email()
+        response = await register(client, email=email, password=email.upper())
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "password"
+
+    async def test_no_truncation(self, session: AsyncSession, client: httpx.AsyncClient) -> None:
+        password = "Long-passphrase-" + "q" * 83 + "Z"
+        assert len(password) == 100
+        email = unique_email()
+        assert (await register(client, email=email, password=password)).status_code == 201
+        client.cookies.clear()
+        assert (await login(client, email, password[:-1])).status_code == 401
+        assert (await login(client, email, password)).status_code == 200
+
+
+class TestLogin:
+    async def test_unknown_email_and_wrong_password_look_alike(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        wrong = await login(client, user.email, "not-the-password-at-all")
+        unknown = await login(client, unique_email(), "not-the-password-at-all")
+        assert wrong.status_code == unknown.status_code == 401
+        strip = {"request_id"}
+        wrong_body = {k: v for k, v in wrong.json().items() if k not in strip}
+        unknown_body = {k: v for k, v in unknown.json().items() if k not in strip}
+        assert wrong_body == unknown_body
+        assert wrong_body["code"] == "invalid_credentials"
+
+    async def test_email_is_case_insensitive(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        response = await login(client, "  " + user.email.upper(), DEFAULT_PASSWORD)
+        assert response.status_code == 200
+        assert response.json()["user"]["id"] == str(user.id)
+
+    async def test_rotates_session_and_csrf_token(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        old_csrf = await sign_in(session, client, user)
+        old_token = session_cookie(client)
+        response = await login(client, user.email, DEFAULT_PASSWORD)
+        assert response.status_code == 200
+        new_token = session_cookie(client)
+        assert new_token != old_token
+        assert response.json()["csrf_token"] != old_csrf
+        assert (await client.get(f"{API}/auth/me")).status_code == 200
+        use_session_cookie(client, old_token)
+        assert (await client.get(f"{API}/auth/me")).status_code == 401
+
+    async def test_deactivated_user_cannot_sign_in(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session, is_active=False)
+        response = await login(client, user.email, DEFAULT_PASSWORD)
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_credentials"
+
+    async def test_foreign_origin_refused(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        response = await client.post(
+            f"{API}/auth/login",
+            json={"email": user.email, "password": DEFAULT_PASSWORD},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert response.status_code == 403
+        assert response.json()["code"] == "csrf_failed"
+        assert "townsquare_session" not in response.cookies
+
+
+class TestLogout:
+    async def test_old_cookie_stops_working(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        token = session_cookie(client)
+        response = await client.post(f"{API}/auth/logout")
+        assert response.status_code == 204
+        assert await _session_count(session, user) == 0
+        use_session_cookie(client, token)
+        assert (await client.get(f"{API}/auth/me")).status_code == 401
+
+    async def test_anonymous_logout_is_harmless(self, client: httpx.AsyncClient) -> None:
+        assert (await client.post(f"{API}/auth/logout")).status_code == 204
+
+
+class TestMe:
+    async def test_lists_organizations_with_role_and_avatar(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        org = await create_organization(session, owner=user, name="Harbour Club")
+        org.avatar_url = "https://cdn.example.org/harbour.png"
+        await session.flush()
+        await sign_in(session, client, user)
+        response = await client.get(f"{API}/auth/me")
+        assert response.status_code == 200
+        assert response.json()["organizations"] == [
+            {
+                "id": str(org.id),
+                "name": "Harbour Club",
+                "slug": org.slug,
+                "role": MemberRole.owner.value,
+                "avatar_url": "https://cdn.example.org/harbour.png",
+            }
+        ]
+
+    async def test_update_profile(self, session: AsyncSession, client: httpx.AsyncClient) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        response = await client.patch(
+            f"{API}/auth/me",
+            json={
+                "display_name": "New Name",
+                "timezone": "Asia/Tokyo",
+                "avatar_url": "https://img.example.org/me.png",
+            },
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["display_name"], body["timezone"], body["avatar_url"]) == (
+            "New Name",
+            "Asia/Tokyo",
+            "https://img.example.org/me.png",
+        )
+        cleared = await client.patch(f"{API}/auth/me", json={"avatar_url": None})
+        assert cleared.json()["avatar_url"] is None
+        assert cleared.json()["display_name"] == "New Name"
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"is_staff": True},
+            {"email": "someone-else@example.org"},
+            {"timezone": "Nowhere/Land"},
+            {"display_name": ""},
+            {"display_name": None},
+            {"avatar_url": "javascript:alert(1)"},
+        ],
+    )
+    async def test_refuses_fields_it_may_not_set(
+        self, session: AsyncSession, client: httpx.AsyncClient, body: dict[str, object]
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        response = await client.patch(f"{API}/auth/me", json=body)
+        assert response.status_code == 422
+        fresh = await _reload(session, user)
+        assert fresh.is_staff is False
+        assert fresh.email == user.email
+
+
+class TestSessions:
+    async def test_lists_own_sessions_and_marks_current(
+        self, session: AsyncSession, client: httpx.AsyncClient, new_client: object
+    ) -> None:
+        user = await create_user(session)
+        other = await create_user(session)
+        await sign_in(session, client, user)
+        second = await new_client()  # type: ignore[operator]
+        await sign_in(session, second, user)
+        third = await new_client()  # type: ignore[operator]
+        await sign_in(session, third, other)
+        response = await client.get(f"{API}/auth/sessions")
+        assert response.status_code == 200
+        items = response.json()["items"]
+        assert len(items) == 2
+        assert sum(item["current"] for item in items) == 1
+
+    async def test_end_own_session(
+        self, session: AsyncSession, client: httpx.AsyncClient, new_client: object
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        phone = await new_client()  # type: ignore[operator]
+        await sign_in(session, phone, user)
+        items = (await client.get(f"{API}/auth/sessions")).json()["items"]
+        phone_session = next(item for item in items if not item["current"])
+        response = await client.delete(f"{API}/auth/sessions/{phone_session['id']}")
+        assert response.status_code == 204
+        assert (await phone.get(f"{API}/auth/me")).status_code == 401
+        assert (await client.get(f"{API}/auth/me")).status_code == 200
+
+    async def test_another_users_session_is_not_found(
+        self, session: AsyncSession, client: httpx.AsyncClient, new_client: object
+    ) -> None:
+        user = await create_user(session)
+        other = await create_user(session)
+        await sign_in(session, client, user)
+        other_client = await new_client()  # type: ignore[operator]
+        await sign_in(session, other_client, other)
+        other_id = (await other_client.get(f"{API}/auth/sessions")).json()["items"][0]["id"]
+        response = await client.delete(f"{API}/auth/sessions/{other_id}")
+        assert response.status_code == 404
+        assert (await other_client.get(f"{API}/auth/me")).status_code == 200
+
+
+class TestChangePassword:
+    async def test_needs_current_password(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        response = await client.post(
+            f"{API}/auth/change-password",
+            json={"current_password": "wrong-password-here", "new_password": STRONG_PASSWORD},
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_current_password"
+
+    async def test_ends_other_sessions_and_rotates_own(
+        self, session: AsyncSession, client: httpx.AsyncClient, new_client: object
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        old_token = session_cookie(client)
+        laptop = await new_client()  # type: ignore[operator]
+        await sign_in(session, laptop, user)
+        response = await client.post(
+            f"{API}/auth/change-password",
+            json={"current_password": DEFAULT_PASSWORD, "new_password": STRONG_PASSWORD},
+        )
+        assert response.status_code == 200
+        client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+        assert session_cookie(client) != old_token
+        assert (await client.get(f"{API}/auth/me")).status_code == 200
+        assert (await laptop.get(f"{API}/auth/me")).status_code == 401
+        use_session_cookie(client, old_token)
+        assert (await client.get(f"{API}/auth/me")).status_code == 401
+        client.cookies.clear()
+        assert (await login(client, user.email, DEFAULT_PASSWORD)).status_code == 401
+        assert (await login(client, user.email, STRONG_PASSWORD)).status_code == 200
+
+    async def test_common_new_password_refused(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        response = await client.post(
+            f"{API}/auth/change-password",
+            json={"current_password": DEFAULT_PASSWORD, "new_password": "password123"},
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == "new_password"
+
+
+class TestIdleAndAbsoluteTimeouts:
+    async def test_idle_session_expires(
+        self, session: AsyncSession, client: httpx.AsyncClient, clock: ModuleType
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        clock.travel(timedelta(days=6))
+        assert (await client.get(f"{API}/auth/me")).status_code == 200
+        clock.travel(timedelta(days=6))
+        assert (await client.get(f"{API}/auth/me")).status_code == 200, "activity moves it"
+        clock.travel(timedelta(days=7, seconds=1))
+        assert (await client.get(f"{API}/auth/me")).status_code == 401
+
+    async def test_absolute_lifetime_ends_active_session(
+        self, session: AsyncSession, client: httpx.AsyncClient, clock: ModuleType
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        for days in (6, 6, 6, 6, 5):
+            clock.travel(timedelta(days=days))
+            assert (await client.get(f"{API}/auth/me")).status_code == 200
+        clock.travel(timedelta(days=1))
+        assert (await client.get(f"{API}/auth/me")).status_code == 401
+
+
+class TestAdminUsers:
+    async def test_staff_only(self, session: AsyncSession, client: httpx.AsyncClient) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        response = await client.get(f"{API}/admin/users")
+        assert response.status_code == 403
+        assert response.json()["code"] == "staff_only"
+        target = await create_user(session)
+        promote = await client.post(f"{API}/admin/users/{target.id}/promote")
+        assert promote.status_code == 403
+        assert (await _reload(session, target)).is_staff is False
+
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get(f"{API}/admin/users")).status_code == 401
+
+    async def test_list_and_search(self, session: AsyncSession, client: httpx.AsyncClient) -> None:
+        staff = await create_user(session, is_staff=True)
+        needle = await create_user(session, display_name="Zebulon Needle")
+        await sign_in(session, client, staff)
+        response = await client.get(f"{API}/admin/users", params={"q": "zebulon"})
+        assert response.status_code == 200
+        body = response.json()
+        assert [item["id"] for item in body["items"]] == [str(needle.id)]
+        assert body["total"] == 1
+        by_email = await client.get(f"{API}/admin/users", params={"q": needle.email[:12].upper()})
+        assert str(needle.id) in [item["id"] for item in by_email.json()["items"]]
+        page = await client.get(f"{API}/admin/users", params={"per_page": 1})
+        assert page.json()["per_page"] == 1
+        assert len(page.json()["items"]) == 1
+        assert page.json()["total"] >= 2
+
+    async def test_promote_and_demote(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        staff = await create_user(session, is_staff=True)
+        target = await create_user(session)
+        await sign_in(session, client, staff)
+        promoted = await client.post(f"{API}/admin/users/{target.id}/promote")
+        assert promoted.status_code == 200
+        assert promoted.json()["is_staff"] is True
+        demoted = await client.post(f"{API}/admin/users/{target.id}/demote")
+        assert demoted.json()["is_staff"] is False
+        assert (await _reload(session, target)).is_staff is False
+
+    async def test_cannot_demote_or_deactivate_oneself(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        staff = await create_user(session, is_staff=True)
+        await sign_in(session, client, staff)
+        for action in ("demote", "deactivate"):
+            response = await client.post(f"{API}/admin/users/{staff.id}/{action}")
+            assert response.status_code == 409
+        fresh = await _reload(session, staff)
+        assert fresh.is_staff
+        assert fresh.is_active
+
+    async def test_deactivate_ends_sessions_and_activate_allows_login(
+        self, session: AsyncSession, client: httpx.AsyncClient, new_client: object
+    ) -> None:
+        staff = await create_user(session, is_staff=True)
+        target = await create_user(session)
+        await sign_in(session, client, staff)
+        victim = await new_client()  # type: ignore[operator]
+        await sign_in(session, victim, target)
+        response = await client.post(f"{API}/admin/users/{target.id}/deactivate")
+        assert response.status_code == 200
+        assert response.json()["is_active"] is False
+        assert (await victim.get(f"{API}/auth/me")).status_code == 401
+        assert await _session_count(session, target) == 0
+        victim.cookies.clear()
+        assert (await login(victim, target.email, DEFAULT_PASSWORD)).status_code == 401
+        assert (await client.post(f"{API}/admin/users/{target.id}/activate")).status_code == 200
+        assert (await login(victim, target.email, DEFAULT_PASSWORD)).status_code == 200
+
+    async def test_unknown_user_is_404(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        staff = await create_user(session, is_staff=True)
+        await sign_in(session, client, staff)
+        response = await client.post(
+            f"{API}/admin/users/00000000-0000-0000-0000-000000000000/promote"
+        )
+        assert response.status_code == 404
