@@ -1,0 +1,319 @@
+"""The public read model: published articles straight from SQLAlchemy Core rows to JSON.
+
+This is the hot path of the API, so it loads no ORM objects: one prebuilt statement per
+request (the org and its `cms` module are checked inside it, the tags come aggregated
+as JSON), only the columns the response shows, keyset paging on `(published_at, id)`,
+and the response body serialized once with `json.dumps`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import JSON, Row, Select, Table, and_, bindparam, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from townsquare.auth.models import User
+from townsquare.cms.enums import ArticleStatus
+from townsquare.cms.models import Article, ArticleTag, Category, Tag
+from townsquare.db import Database, SessionSource
+from townsquare.kit.pagination import decode_cursor, encode_cursor
+from townsquare.orgs.enums import Module
+from townsquare.orgs.models import Organization, OrganizationModule
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+FEED_ENTRIES = 50
+
+articles = cast(Table, Article.__table__)
+article_tags = cast(Table, ArticleTag.__table__)
+categories = cast(Table, Category.__table__)
+tags = cast(Table, Tag.__table__)
+users = cast(Table, User.__table__)
+organizations = cast(Table, Organization.__table__)
+organization_modules = cast(Table, OrganizationModule.__table__)
+
+# The org named in the path, if it exists and has the cms module on.
+_public_org_id = (
+    select(organizations.c.id)
+    .join(
+        organization_modules,
+        and_(
+            organization_modules.c.organization_id == organizations.c.id,
+            organization_modules.c.module == Module.cms,
+        ),
+    )
+    .where(organizations.c.slug == bindparam("org"))
+    .scalar_subquery()
+)
+
+
+def _tags_json(dialect: str) -> ColumnElement[Any]:
+    """The article's tags as a JSON array of `[slug, name]` pairs, or NULL when none."""
+    if dialect == "postgresql":
+        pair = func.json_build_array(tags.c.slug, tags.c.name)
+        agg = func.json_agg(pair, type_=JSON)
+    else:
+        pair = func.json_array(tags.c.slug, tags.c.name)
+        agg = func.json_group_array(pair, type_=JSON)
+    return (
+        select(agg)
+        .select_from(article_tags.join(tags, tags.c.id == article_tags.c.tag_id))
+        .where(article_tags.c.article_id == articles.c.id)
+        .scalar_subquery()
+    )
+
+
+def _item_columns(dialect: str) -> list[ColumnElement[Any]]:
+    return [
+        articles.c.id,
+        articles.c.slug,
+        articles.c.title,
+        articles.c.excerpt,
+        articles.c.published_at,
+        articles.c.author_id,
+        users.c.display_name.label("author_name"),
+        categories.c.slug.label("category_slug"),
+        categories.c.name.label("category_name"),
+        _tags_json(dialect).label("tags"),
+    ]
+
+
+def _with_joins(stmt: Select[Any]) -> Select[Any]:
+    return stmt.select_from(
+        articles.outerjoin(users, users.c.id == articles.c.author_id).outerjoin(
+            categories, categories.c.id == articles.c.category_id
+        )
+    )
+
+
+def _is_published() -> ColumnElement[bool]:
+    return and_(
+        articles.c.organization_id == _public_org_id,
+        articles.c.status == ArticleStatus.published,
+    )
+
+
+class _Statements:
+    """The prebuilt statements of one dialect (building them per request costs time)."""
+
+    def __init__(self, dialect: str) -> None:
+        columns = _item_columns(dialect)
+        newest_first = (articles.c.published_at.desc(), articles.c.id.desc())
+        after = tuple_(articles.c.published_at, articles.c.id) < tuple_(
+            bindparam("after_published_at", type_=articles.c.published_at.type),
+            bindparam("after_id", type_=articles.c.id.type),
+        )
+        base = _with_joins(select(*columns)).where(_is_published())
+        self.article = (
+            _with_joins(select(*columns, articles.c.body))
+            .where(_is_published(), articles.c.slug == bindparam("slug"))
+            .limit(1)
+        )
+        self.first_page = base.order_by(*newest_first).limit(bindparam("limit"))
+        self.next_page = base.where(after).order_by(*newest_first).limit(bindparam("limit"))
+        category_id = (
+            select(categories.c.id)
+            .where(
+                categories.c.organization_id == _public_org_id,
+                categories.c.slug == bindparam("category"),
+            )
+            .scalar_subquery()
+        )
+        by_category = base.where(articles.c.category_id == category_id)
+        self.category_first = by_category.order_by(*newest_first).limit(bindparam("limit"))
+        self.category_next = (
+            by_category.where(after).order_by(*newest_first).limit(bindparam("limit"))
+        )
+        # One tag: walk its article_tags rows by their mirrored published_at.
+        tag_id = (
+            select(tags.c.id)
+            .where(tags.c.organization_id == _public_org_id, tags.c.slug == bindparam("tag"))
+            .scalar_subquery()
+        )
+        tag_newest_first = (article_tags.c.published_at.desc(), article_tags.c.article_id.desc())
+        tag_after = tuple_(article_tags.c.published_at, article_tags.c.article_id) < tuple_(
+            bindparam("after_published_at", type_=articles.c.published_at.type),
+            bindparam("after_id", type_=articles.c.id.type),
+        )
+        by_tag = (
+            select(*columns)
+            .select_from(
+                article_tags.join(articles, articles.c.id == article_tags.c.article_id)
+                .outerjoin(users, users.c.id == articles.c.author_id)
+                .outerjoin(categories, categories.c.id == articles.c.category_id)
+            )
+            .where(
+                article_tags.c.tag_id == tag_id,
+                article_tags.c.published_at.is_not(None),
+                articles.c.status == ArticleStatus.published,
+            )
+        )
+        self.tag_first = by_tag.order_by(*tag_newest_first).limit(bindparam("limit"))
+        self.tag_next = (
+            by_tag.where(tag_after).order_by(*tag_newest_first).limit(bindparam("limit"))
+        )
+        self.org = (
+            select(organizations.c.id, organizations.c.name)
+            .join(
+                organization_modules,
+                and_(
+                    organization_modules.c.organization_id == organizations.c.id,
+                    organization_modules.c.module == Module.cms,
+                ),
+            )
+            .where(organizations.c.slug == bindparam("org"))
+        )
+        self.feed = (
+            _with_joins(select(*columns, articles.c.body, articles.c.updated_at))
+            .where(_is_published())
+            .order_by(*newest_first)
+            .limit(FEED_ENTRIES)
+        )
+
+
+_statements: dict[str, _Statements] = {}
+
+
+def statements(dialect: str) -> _Statements:
+    found = _statements.get(dialect)
+    if found is None:
+        found = _statements[dialect] = _Statements(dialect)
+    return found
+
+
+# --- connections ---------------------------------------------------------------------------
+
+_autocommit_engines: dict[int, AsyncEngine] = {}
+
+
+@asynccontextmanager
+async def read_connection(source: SessionSource) -> AsyncIterator[AsyncConnection]:
+    """A connection for one read. On a PostgreSQL `Database` it runs in autocommit, so a
+    single SELECT costs one round trip (no BEGIN/COMMIT); elsewhere a read session's."""
+    if isinstance(source, Database) and not source.is_sqlite:
+        engine = _autocommit_engines.get(id(source.engine))
+        if engine is None:
+            engine = source.engine.execution_options(isolation_level="AUTOCOMMIT")
+            _autocommit_engines[id(source.engine)] = engine
+        async with engine.connect() as connection:
+            yield connection
+        return
+    session = source.session(write=False)
+    try:
+        yield await session.connection()
+    finally:
+        await session.close()
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _item(row: Row[Any]) -> dict[str, Any]:
+    tag_pairs = row.tags
+    if isinstance(tag_pairs, str):
+        tag_pairs = json.loads(tag_pairs)
+    return {
+        "id": str(row.id),
+        "slug": row.slug,
+        "title": row.title,
+        "excerpt": row.excerpt,
+        "published_at": iso(row.published_at),
+        "author": {"id": str(row.author_id), "display_name": row.author_name}
+        if row.author_id is not None and row.author_name is not None
+        else None,
+        "category": {"slug": row.category_slug, "name": row.category_name}
+        if row.category_slug is not None
+        else None,
+        "tags": [{"slug": s, "name": n} for s, n in sorted(tag_pairs)] if tag_pairs else [],
+    }
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+async def org_is_public(connection: AsyncConnection, org: str) -> tuple[uuid.UUID, str] | None:
+    """The org's id and name if it exists with the cms module on."""
+    row = (await connection.execute(statements(connection.dialect.name).org, {"org": org})).first()
+    return (row.id, row.name) if row is not None else None
+
+
+async def get_article(connection: AsyncConnection, org: str, slug: str) -> dict[str, Any] | None:
+    """The published article as its public JSON object, or None."""
+    stmt = statements(connection.dialect.name).article
+    row = (await connection.execute(stmt, {"org": org, "slug": slug})).first()
+    if row is None:
+        return None
+    item = _item(row)
+    item["body"] = row.body
+    return item
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def _cursor_values(cursor: str) -> tuple[datetime, uuid.UUID]:
+    values = decode_cursor(cursor)
+    try:
+        published_at = datetime.fromisoformat(values["p"])
+        article_id = uuid.UUID(values["i"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadCursor() from exc
+    if published_at.tzinfo is None:
+        raise BadCursor()
+    return published_at, article_id
+
+
+async def list_articles(
+    connection: AsyncConnection,
+    org: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    category: str | None,
+    tag: str | None,
+) -> dict[str, Any] | None:
+    """A page `{"items", "next_cursor"}` of published articles, newest first; None when
+    the org is unknown or its cms module is off. Raises BadCursor for a foreign cursor."""
+    st = statements(connection.dialect.name)
+    params: dict[str, Any] = {"org": org, "limit": limit + 1}
+    if cursor is not None:
+        params["after_published_at"], params["after_id"] = _cursor_values(cursor)
+    if tag is not None:
+        stmt = st.tag_first if cursor is None else st.tag_next
+        params["tag"] = tag
+    elif category is not None:
+        stmt = st.category_first if cursor is None else st.category_next
+        params["category"] = category
+    else:
+        stmt = st.first_page if cursor is None else st.next_page
+    rows: Sequence[Row[Any]] = (await connection.execute(stmt, params)).all()
+    if not rows and await org_is_public(connection, org) is None:
+        return None
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor({"p": iso(last.published_at), "i": str(last.id)})
+    return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}
+
+
+async def feed_entries(connection: AsyncConnection, org: str) -> list[Row[Any]]:
+    """The newest published articles for the Atom feed."""
+    stmt = statements(connection.dialect.name).feed
+    return list((await connection.execute(stmt, {"org": org})).all())

@@ -1,0 +1,134 @@
+"""The public site's read API: published articles only, no authentication.
+
+An org that does not exist or has the `cms` module off answers 404. Drafts, scheduled
+and archived articles never appear. Bodies are built by `cms.public` straight from
+Core rows; the response models below document the shapes in the OpenAPI.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from xml.etree import ElementTree as ET
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from townsquare.cms import public
+from townsquare.cms.schemas import PublicArticle, PublicArticlePage
+from townsquare.db import TransactionalRoute
+from townsquare.errors import NotFound
+from townsquare.kit import clock
+from townsquare.kit.pagination import InvalidCursor
+
+router = APIRouter(prefix="/public/orgs/{org}", tags=["public"], route_class=TransactionalRoute)
+
+OrgSlug = Annotated[str, Path(max_length=64, description="The organization's slug.")]
+JSON_MEDIA_TYPE = "application/json"
+ATOM_MEDIA_TYPE = "application/atom+xml"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+class PublicNotFound(NotFound):
+    detail = "No such published article or organization."
+
+
+def _json(value: object) -> Response:
+    return Response(content=public.dumps(value), media_type=JSON_MEDIA_TYPE)
+
+
+@router.get(
+    "/articles",
+    response_model=PublicArticlePage,
+    responses={404: {"description": "Unknown organization or its CMS is off"}},
+)
+async def list_public_articles(
+    request: Request,
+    org: OrgSlug,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=public.MAX_LIMIT)] = public.DEFAULT_LIMIT,
+    category: Annotated[str | None, Query(max_length=100, description="Category slug")] = None,
+    tag: Annotated[str | None, Query(max_length=64, description="Tag slug")] = None,
+) -> Response:
+    """Published articles, newest first, by cursor (`next_cursor` until it is null)."""
+    async with public.read_connection(request.app.state.database) as connection:
+        try:
+            page = await public.list_articles(
+                connection, org, limit=limit, cursor=cursor, category=category, tag=tag
+            )
+        except public.BadCursor as exc:
+            raise InvalidCursor() from exc
+    if page is None:
+        raise PublicNotFound()
+    return _json(page)
+
+
+@router.get(
+    "/articles/{slug}",
+    response_model=PublicArticle,
+    responses={404: {"description": "No such published article"}},
+)
+async def get_public_article(
+    request: Request, org: OrgSlug, slug: Annotated[str, Path(max_length=200)]
+) -> Response:
+    """One published article with its sanitized HTML body."""
+    async with public.read_connection(request.app.state.database) as connection:
+        article = await public.get_article(connection, org, slug)
+    if article is None:
+        raise PublicNotFound()
+    return _json(article)
+
+
+@router.get(
+    "/feed.xml",
+    response_class=Response,
+    responses={
+        200: {"content": {ATOM_MEDIA_TYPE: {}}, "description": "An Atom feed"},
+        404: {"description": "Unknown organization or its CMS is off"},
+    },
+)
+async def public_feed(request: Request, org: OrgSlug) -> Response:
+    """The newest published articles as an Atom feed."""
+    async with public.read_connection(request.app.state.database) as connection:
+        found = await public.org_is_public(connection, org)
+        if found is None:
+            raise PublicNotFound()
+        rows = await public.feed_entries(connection, org)
+    base = request.app.state.settings.PUBLIC_URL.rstrip("/")
+    feed_url = f"{base}/api/v1/public/orgs/{org}/feed.xml"
+    ET.register_namespace("", ATOM_NS)
+    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    _text(feed, "id", feed_url)
+    _text(feed, "title", found[1])
+    updated = max((r.updated_at for r in rows), default=clock.now())
+    _text(feed, "updated", public.iso(updated))
+    ET.SubElement(feed, f"{{{ATOM_NS}}}link", rel="self", href=feed_url)
+    for row in rows:
+        url = f"{base}/api/v1/public/orgs/{org}/articles/{row.slug}"
+        entry = ET.SubElement(feed, f"{{{ATOM_NS}}}entry")
+        _text(entry, "id", f"urn:uuid:{row.id}")
+        _text(entry, "title", row.title)
+        ET.SubElement(entry, f"{{{ATOM_NS}}}link", rel="alternate", href=url)
+        _text(entry, "published", public.iso(row.published_at))
+        _text(entry, "updated", public.iso(row.updated_at))
+        if row.author_name is not None:
+            author = ET.SubElement(entry, f"{{{ATOM_NS}}}author")
+            _text(author, "name", row.author_name)
+        if row.category_slug is not None:
+            ET.SubElement(
+                entry, f"{{{ATOM_NS}}}category", term=row.category_slug, label=row.category_name
+            )
+        if row.excerpt:
+            _text(entry, "summary", row.excerpt)
+        content = _text(entry, "content", row.body)
+        content.set("type", "html")
+    body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return Response(content=body, media_type=ATOM_MEDIA_TYPE)
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}")
+    element.text = _NOT_XML.sub("", text)
+    return element
