@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +13,8 @@ from townsquare.auth import passwords as auth_passwords
 from townsquare.auth import sessions as auth_sessions
 from townsquare.auth.deps import CSRF_HEADER
 from townsquare.auth.models import User
+from townsquare.cms.enums import ArticleStatus
+from townsquare.cms.models import Article, ArticleTag, Category, Tag
 from townsquare.config import Settings, get_settings
 from townsquare.kit import clock
 from townsquare.orgs.enums import MemberRole, Module
@@ -111,3 +115,80 @@ async def sign_in(session: AsyncSession, client: httpx.AsyncClient, user: User) 
     client.headers[CSRF_HEADER] = issued.csrf_token
     return issued.csrf_token
 
+
+async def create_category(
+    session: AsyncSession,
+    org: Organization,
+    *,
+    name: str | None = None,
+    slug: str | None = None,
+    parent: Category | None = None,
+) -> Category:
+    suffix = uuid.uuid4().hex[:8]
+    category = Category(
+        organization_id=org.id,
+        name=name or f"Category {suffix}",
+        slug=slug or f"category-{suffix}",
+        parent_id=parent.id if parent is not None else None,
+    )
+    session.add(category)
+    await session.flush()
+    return category
+
+
+async def create_tag(
+    session: AsyncSession, org: Organization, *, name: str | None = None, slug: str | None = None
+) -> Tag:
+    suffix = uuid.uuid4().hex[:8]
+    tag = Tag(organization_id=org.id, name=name or f"Tag {suffix}", slug=slug or f"tag-{suffix}")
+    session.add(tag)
+    await session.flush()
+    return tag
+
+
+async def create_article(
+    session: AsyncSession,
+    org: Organization,
+    *,
+    author: User | None = None,
+    title: str | None = None,
+    slug: str | None = None,
+    excerpt: str = "",
+    body: str = "<p>Body</p>",
+    status: ArticleStatus = ArticleStatus.draft,
+    published_at: datetime | None = None,
+    scheduled_publish_at: datetime | None = None,
+    category: Category | None = None,
+    tags: Sequence[Tag] = (),
+) -> Article:
+    """An article as stored (no revision, body taken as given); a published one gets
+    `published_at` (now unless given), mirrored on its tags like the service does."""
+    suffix = uuid.uuid4().hex[:8]
+    if status == ArticleStatus.published and published_at is None:
+        published_at = clock.now()
+    article = Article(
+        organization_id=org.id,
+        title=title or f"Article {suffix}",
+        slug=slug or f"article-{suffix}",
+        excerpt=excerpt,
+        body=body,
+        status=status,
+        author_id=author.id if author is not None else None,
+        category_id=category.id if category is not None else None,
+        published_at=published_at,
+        scheduled_publish_at=scheduled_publish_at,
+        version=1,
+    )
+    session.add(article)
+    await session.flush()
+    for tag in tags:
+        session.add(
+            ArticleTag(
+                article_id=article.id,
+                tag_id=tag.id,
+                organization_id=org.id,
+                published_at=published_at if status == ArticleStatus.published else None,
+            )
+        )
+    await session.flush()
+    return article
