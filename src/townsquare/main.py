@@ -22,10 +22,12 @@ def api_router() -> APIRouter:
     """Every versioned route of the API, mounted under /api/v1."""
     from townsquare.auth.router import admin_router as auth_admin_router
     from townsquare.auth.router import router as auth_router
+    from townsquare.orgs.router import router as orgs_router
 
     router = APIRouter(prefix=API_PREFIX)
     router.include_router(auth_router)
     router.include_router(auth_admin_router)
+    router.include_router(orgs_router)
     return router
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-DOMAIN_MODEL_MODULES: tuple[str, ...] = ("townsquare.auth.models", "townsquare.email.models")
+DOMAIN_MODEL_MODULES: tuple[str, ...] = (
+    "townsquare.auth.models",
+    "townsquare.email.models",
+    "townsquare.orgs.models",
+)
 
 
 def import_all_models() -> None:

@@ -6,17 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from townsquare.db import Base, Model
 from townsquare.kit import clock
-from townsquare.orgs.enums import MemberRole, Module
+from townsquare.orgs.enums import InvitationStatus, MemberRole, Module
 
 NAME_MAX = 100
 SLUG_MAX = 64
 AVATAR_URL_MAX = 2048
 TIMEZONE_MAX = 64
+EMAIL_MAX = 320
+TOKEN_HASH_MAX = 64
 
 
 def _enum(enum: type[Any], name: str) -> Enum:
@@ -74,3 +76,47 @@ class AuditLogEntry(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Invitation(Model):
+    """An invitation by email. Only the token's hash is kept; `expired` is also derived from
+    `expires_at` (a stored `pending` row past its expiry reads as expired)."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        Index(None, "organization_id", "status", "created_at"),
+        # One live invitation per address and organization, also under concurrent invites.
+        Index(
+            "uq_invitations_pending_email",
+            "organization_id",
+            "email",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    role: Mapped[MemberRole] = mapped_column(_enum(MemberRole, "member_role"))
+    status: Mapped[InvitationStatus] = mapped_column(
+        _enum(InvitationStatus, "invitation_status"), default=InvitationStatus.pending
+    )
+    token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_MAX), unique=True)
+    expires_at: Mapped[datetime]
+    invited_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    accepted_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    accepted_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    def effective_status(self, at: datetime) -> InvitationStatus:
+        """The status a caller sees: a pending invitation past `expires_at` is expired."""
+        if self.status == InvitationStatus.pending and self.expires_at <= at:
+            return InvitationStatus.expired
+        return self.status
