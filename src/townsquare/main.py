@@ -14,6 +14,7 @@ from townsquare.errors import install_error_handlers
 from townsquare.health.router import router as health_router
 from townsquare.logs import configure_logging
 from townsquare.middleware import RequestContextMiddleware
+from townsquare.ratelimit import close_rate_limiter
 
 API_PREFIX = "/api/v1"
 
@@ -22,11 +23,16 @@ def api_router() -> APIRouter:
     """Every versioned route of the API, mounted under /api/v1."""
     from townsquare.auth.router import admin_router as auth_admin_router
     from townsquare.auth.router import router as auth_router
+    from townsquare.cms.public_router import router as cms_public_router
+    from townsquare.cms.router import router as cms_router
     from townsquare.orgs.router import router as orgs_router
 
     router = APIRouter(prefix=API_PREFIX)
+    # First: routes are matched in order, and the public reads are the hot path.
+    router.include_router(cms_public_router)
     router.include_router(auth_router)
     router.include_router(auth_admin_router)
+    router.include_router(cms_router)
     router.include_router(orgs_router)
     return router
 
@@ -53,6 +59,7 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.stop()
+            await close_rate_limiter(app)
             if owned is not None:
                 await owned.dispose()
 

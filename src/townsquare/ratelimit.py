@@ -18,11 +18,13 @@ import math
 import time
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
 from townsquare.config import Settings
 from townsquare.errors import RateLimited
@@ -38,14 +40,20 @@ def _item(limit: str) -> RateLimitItem:
     return parse(limit)
 
 
-def _storage(settings: Settings) -> Storage:
+def _storage(settings: Settings) -> tuple[Storage, ConnectionPool[Any] | None]:
     if not settings.REDIS_URL:
-        return MemoryStorage()
+        return MemoryStorage(), None
+    # Our own pool, so that shutdown can close it (limits' storage has no close()).
+    pool: ConnectionPool[Any] = ConnectionPool.from_url(
+        settings.REDIS_URL, socket_connect_timeout=2.0, socket_timeout=5.0
+    )
     uri = settings.REDIS_URL
     if "://" in uri and not uri.startswith("async+"):
         scheme, rest = uri.split("://", 1)
         uri = f"async+{'redis+unix' if scheme == 'unix' else scheme}://{rest}"
-    return RedisStorage(uri, implementation="redispy", key_prefix=REDIS_KEY_PREFIX)
+    options: dict[str, Any] = {"connection_pool": pool}
+    storage = RedisStorage(uri, implementation="redispy", key_prefix=REDIS_KEY_PREFIX, **options)
+    return storage, pool
 
 
 class RateLimiter:
@@ -53,8 +61,13 @@ class RateLimiter:
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.RATE_LIMIT_ENABLED
-        self.storage = _storage(settings)
+        self.storage, self._pool = _storage(settings)
         self._strategy = MovingWindowRateLimiter(self.storage)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, if any."""
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     async def _retry_after(self, item: RateLimitItem, key: Key) -> int:
         stats = await self._strategy.get_window_stats(item, *key)
@@ -105,6 +118,14 @@ def get_rate_limiter(request: Request) -> RateLimiter:
         limiter = RateLimiter(request.app.state.settings)
         request.app.state.rate_limiter = limiter
     return limiter
+
+
+async def close_rate_limiter(app: FastAPI) -> None:
+    """Release the app's limiter (called when the app shuts down)."""
+    limiter: RateLimiter | None = getattr(app.state, "rate_limiter", None)
+    if limiter is not None:
+        app.state.rate_limiter = None
+        await limiter.aclose()
 
 
 def client_ip(request: Request) -> str:

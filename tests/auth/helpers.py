@@ -56,3 +56,20 @@ def link_token(text: str, path: str) -> str:
     match = re.search(rf"http://testserver/{path}\?token=([A-Za-z0-9_\-]+)", text)
     assert match, f"no {path} link in the email"
     return match.group(1)
+
+
+async def outbox_bodies(session: object, to: str) -> list[str]:
+    """Text bodies of the outbox emails to `to`, oldest first."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from townsquare.email.models import OutboxEmail
+
+    assert isinstance(session, AsyncSession)
+    rows = await session.scalars(
+        select(OutboxEmail)
+        .where(OutboxEmail.to_address == to)
+        .order_by(OutboxEmail.created_at, OutboxEmail.id)
+        .execution_options(populate_existing=True)
+    )
+    return [row.text_body for row in rows]

@@ -19,8 +19,10 @@ from tests.auth.helpers import (
     unique_email,
     use_session_cookie,
 )
+from tests.conftest import RolledBackDatabase, _client_for, make_settings
 from tests.factories import DEFAULT_PASSWORD, create_organization, create_user, sign_in
 from townsquare.auth.models import User, UserSession
+from townsquare.main import create_app
 from townsquare.orgs.enums import MemberRole
 
 
@@ -90,12 +92,9 @@ class TestRegister:
         assert ok.status_code == 201
         assert ok.json()["user"]["timezone"] == "Europe/Paris"
 
-    async def test_default_timezone_comes_from_settings(self, session: AsyncSession) -> None:
-        from tests.conftest import _client_for, make_settings
-        from townsquare.main import create_app
-
+    async def test_default_timezone_comes_from_settings(self, db: RolledBackDatabase) -> None:
         settings = make_settings(DEFAULT_TIMEZONE="America/Chicago")
-        app = create_app(settings, database=_database_of(session))
+        app = create_app(settings, database=db)
         async for client in _client_for(app):
             response = await register(client)
             assert response.status_code == 201
@@ -116,13 +115,6 @@ class TestRegister:
         response = await register(client, **{field: value})
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == field
-
-
-def _database_of(session: AsyncSession) -> object:
-    from tests.conftest import RolledBackDatabase, make_settings
-
-    connection = session.bind
-    return RolledBackDatabase(connection, make_settings())  # type: ignore[arg-type]
 
 
 class TestPasswordRules:

@@ -1,0 +1,3 @@
+from tests.email.servers import smtp_server
+
+__all__ = ["smtp_server"]
