@@ -10,10 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.email.servers import smtp_server
 from tests.factories import add_member, create_organization, create_user, sign_in
 from townsquare.auth.models import User
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import AuditLogEntry, Membership, Organization
+
+__all__ = ["Team", "audit_actions", "make_team", "membership_of", "role_of", "smtp_server"]
 
 ROLES_LOW_TO_HIGH = (
     MemberRole.member,
