@@ -44,6 +44,7 @@ from townsquare.auth.sessions import IssuedSession
 from townsquare.config import AppSettings, Settings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.pagination import Page, PageParams, page_params
+from townsquare.orgs import service as orgs_service
 from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionalRoute)
@@ -189,10 +190,10 @@ async def logout(
 @router.get("/me", response_model=Me)
 async def get_me(user: CurrentUser, session: DbSession) -> Me:
     """The signed-in user and the organizations they belong to."""
-    organizations = await service.organizations_of(session, user.id)
+    organizations = await orgs_service.list_memberships_for_user(session, user.id)
     return Me(
         **UserOut.model_validate(user).model_dump(),
-        organizations=[MembershipSummary(**org) for org in organizations],
+        organizations=[MembershipSummary(**org.model_dump(mode="json")) for org in organizations],
     )
 
 
