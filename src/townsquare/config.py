@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["cms", "events", "support"]
     )
     INVITATION_TTL_SECONDS: int = 7 * 24 * 3600
+    # Link in invitation emails; the client app's page previews with GET and accepts with
+    # POST /api/v1/invitations/{token}[/accept].
+    INVITATION_URL: str = "{public_url}/invitations/{token}"
 
     # CMS
     ARTICLE_REVISIONS_KEPT: int = 50

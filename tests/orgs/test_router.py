@@ -123,6 +123,7 @@ class TestCreateOrganization:
             ({"name": "Ok", "slug": "-leading"}, "slug"),
             ({"name": "Ok", "slug": "a" * 65}, "slug"),
             ({"name": "Ok", "avatar_url": "javascript:alert(1)"}, "avatar_url"),
+            ({"name": "Ok", "avatar_url": "https://x.example/\x00.png"}, "avatar_url"),
             ({"name": "Ok", "avatar_url": "https://x.example/" + "a" * 2048}, "avatar_url"),
             ({"name": "Ok", "timezone": "Mars/Olympus_Mons"}, "timezone"),
             ({"name": "Ok", "timezone": "../../etc/passwd"}, "timezone"),

@@ -15,6 +15,7 @@ from tests.conftest import make_settings
 from tests.factories import add_member, create_organization, create_user
 from tests.orgs.conftest import audit_actions, membership_of, role_of
 from townsquare.auth.models import User
+from townsquare.db import Base
 from townsquare.email.models import OutboxEmail
 from townsquare.kit import tokens
 from townsquare.kit.pagination import PageParams
@@ -347,6 +348,24 @@ class TestCreateInvitation:
         assert "Acme" in email.subject
         assert "invitation.created" in await audit_actions(session, org)
 
+    async def test_link_follows_the_invitation_url_setting(self, session: AsyncSession) -> None:
+        org, owner, _ = await _org_with(session)
+        settings = make_settings(
+            PUBLIC_URL="https://app.example.org/",
+            INVITATION_URL="{public_url}/join?invite={token}",
+        )
+        _, token = await service.create_invitation(
+            session,
+            await _ctx(session, org, owner),
+            email="link@example.com",
+            role=MemberRole.member,
+            settings=settings,
+        )
+        (email,) = await _outbox_to(session, "link@example.com")
+        assert f"https://app.example.org/join?invite={token}" in email.text_body
+        assert email.html_body is not None
+        assert f"https://app.example.org/join?invite={token}" in email.html_body
+
     async def test_never_as_owner(self, session: AsyncSession) -> None:
         org, owner, _ = await _org_with(session)
         with pytest.raises(service.CannotGrantOwner):
@@ -614,6 +633,19 @@ class TestDeleteOrganization:
             assert count == 0, model.__name__
         assert await session.get(Organization, org.id, populate_existing=True) is None
         assert await role_of(session, survivor, owner) == MemberRole.owner
+
+
+class TestTenantTables:
+    def test_every_reference_to_an_organization_cascades(self) -> None:
+        """Deleting an organization removes its rows in every domain's tables."""
+        references = [
+            (table.name, fk.parent.name, fk.ondelete)
+            for table in Base.metadata.sorted_tables
+            for fk in table.foreign_keys
+            if fk.column.table.name == "organizations"
+        ]
+        assert ("memberships", "organization_id", "CASCADE") in references
+        assert [r for r in references if r[2] != "CASCADE"] == []
 
 
 class TestSetModules:

@@ -44,8 +44,8 @@ def _http_url(value: str) -> str:
     lowered = value.lower()
     if not (lowered.startswith("https://") or lowered.startswith("http://")) or len(value) < 9:
         raise ValueError("must be an http(s) URL")
-    if any(c.isspace() for c in value):
-        raise ValueError("must not contain whitespace")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain whitespace or control characters")
     return value
 
 

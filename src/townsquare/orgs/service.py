@@ -683,8 +683,8 @@ def normalize_email(email: str) -> str:
 
 
 def accept_url(settings: Settings, token: str) -> str:
-    """The link in the invitation email: the web app's page for the token."""
-    return f"{settings.PUBLIC_URL.rstrip('/')}/invitations/{token}"
+    """The link in the invitation email (`INVITATION_URL`): the client app's page for it."""
+    return settings.INVITATION_URL.format(public_url=settings.PUBLIC_URL.rstrip("/"), token=token)
 
 
 async def _is_member_by_email(
