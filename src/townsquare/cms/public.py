@@ -15,14 +15,18 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Row, Select, Table, and_, bindparam, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import JSON, Select, Table, and_, bindparam, func, select, tuple_
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from townsquare.auth.models import User
 from townsquare.cms.enums import ArticleStatus
 from townsquare.cms.models import Article, ArticleTag, Category, Tag
 from townsquare.db import Database, SessionSource
+from townsquare.errors import ServiceUnavailable
 from townsquare.kit.pagination import decode_cursor, encode_cursor
 from townsquare.orgs.enums import Module
 from townsquare.orgs.models import Organization, OrganizationModule
@@ -190,24 +194,90 @@ def statements(dialect: str) -> _Statements:
 
 # --- connections ---------------------------------------------------------------------------
 
-_autocommit_engines: dict[int, AsyncEngine] = {}
+
+class _DriverStatement:
+    """A statement compiled once for asyncpg: its SQL, and its parameters in order."""
+
+    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self.fixed: dict[str, Any] = {
+            name: compiled.binds[name].value
+            for name in self.names
+            if not compiled.binds[name].required
+        }
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[name] if name in params else self.fixed[name] for name in self.names]
+
+
+_driver_statements: dict[int, _DriverStatement] = {}
+
+
+class Reader:
+    """Runs the prebuilt statements. On PostgreSQL it hands their SQL, compiled once,
+    straight to asyncpg outside any transaction: one round trip per read and no result
+    processing in SQLAlchemy. Elsewhere (SQLite) it executes them through SQLAlchemy Core."""
+
+    def __init__(
+        self, dialect: Dialect, *, driver: Any = None, connection: AsyncConnection | None = None
+    ) -> None:
+        self.dialect = dialect
+        self.driver = driver
+        self.connection = connection
+        self.statements = statements(dialect.name)
+
+    async def all(self, stmt: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
+        if self.driver is None:
+            assert self.connection is not None
+            result = await self.connection.execute(stmt, params)
+            mapped: Sequence[Any] = result.mappings().all()
+            return mapped
+        compiled = _driver_statements.get(id(stmt))
+        if compiled is None:
+            compiled = _driver_statements[id(stmt)] = _DriverStatement(stmt, self.dialect)
+        rows: Sequence[Any] = await self.driver.fetch(compiled.sql, *compiled.args(params))
+        return rows
+
+    async def first(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
+        rows = await self.all(stmt, params)
+        return rows[0] if rows else None
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+
+_CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
 @asynccontextmanager
-async def read_connection(source: SessionSource) -> AsyncIterator[AsyncConnection]:
-    """A connection for one read. On a PostgreSQL `Database` it runs in autocommit, so a
-    single SELECT costs one round trip (no BEGIN/COMMIT); elsewhere a read session's."""
+async def reader(source: SessionSource) -> AsyncIterator[Reader]:
+    """A `Reader` for one request's reads.
+
+    On a PostgreSQL `Database` it borrows a connection from SQLAlchemy's pool without
+    SQLAlchemy's per-connection machinery (which costs more than the query); a connection
+    that broke is invalidated so the pool replaces it. Tests' rolled-back databases and
+    SQLite read through a read session."""
     if isinstance(source, Database) and not source.is_sqlite:
-        engine = _autocommit_engines.get(id(source.engine))
-        if engine is None:
-            engine = source.engine.execution_options(isolation_level="AUTOCOMMIT")
-            _autocommit_engines[id(source.engine)] = engine
-        async with engine.connect() as connection:
-            yield connection
+        pooled = await source.engine.raw_connection()
+        try:
+            yield Reader(source.engine.dialect, driver=pooled.driver_connection)
+        except _CONNECTION_ERRORS as exc:
+            await greenlet_spawn(pooled.invalidate, exc)
+            raise DatabaseUnavailable() from exc
+        finally:
+            await greenlet_spawn(pooled.close)
         return
     session = source.session(write=False)
     try:
-        yield await session.connection()
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            raw = await connection.get_raw_connection()
+            yield Reader(connection.dialect, driver=raw.driver_connection)
+        else:
+            yield Reader(connection.dialect, connection=connection)
     finally:
         await session.close()
 
@@ -219,21 +289,24 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _item(row: Row[Any]) -> dict[str, Any]:
-    tag_pairs = row.tags
+def _item(row: Any) -> dict[str, Any]:
+    """The public JSON object of a row (an asyncpg Record or a SQLAlchemy Row mapping)."""
+    tag_pairs = row["tags"]
     if isinstance(tag_pairs, str):
         tag_pairs = json.loads(tag_pairs)
+    author_id = row["author_id"]
+    category_slug = row["category_slug"]
     return {
-        "id": str(row.id),
-        "slug": row.slug,
-        "title": row.title,
-        "excerpt": row.excerpt,
-        "published_at": iso(row.published_at),
-        "author": {"id": str(row.author_id), "display_name": row.author_name}
-        if row.author_id is not None and row.author_name is not None
+        "id": str(row["id"]),
+        "slug": row["slug"],
+        "title": row["title"],
+        "excerpt": row["excerpt"],
+        "published_at": iso(row["published_at"]),
+        "author": {"id": str(author_id), "display_name": row["author_name"]}
+        if author_id is not None and row["author_name"] is not None
         else None,
-        "category": {"slug": row.category_slug, "name": row.category_name}
-        if row.category_slug is not None
+        "category": {"slug": category_slug, "name": row["category_name"]}
+        if category_slug is not None
         else None,
         "tags": [{"slug": s, "name": n} for s, n in sorted(tag_pairs)] if tag_pairs else [],
     }
@@ -246,20 +319,19 @@ def dumps(value: Any) -> bytes:
 # --- queries -------------------------------------------------------------------------------
 
 
-async def org_is_public(connection: AsyncConnection, org: str) -> tuple[uuid.UUID, str] | None:
+async def org_is_public(db: Reader, org: str) -> tuple[uuid.UUID, str] | None:
     """The org's id and name if it exists with the cms module on."""
-    row = (await connection.execute(statements(connection.dialect.name).org, {"org": org})).first()
-    return (row.id, row.name) if row is not None else None
+    row = await db.first(db.statements.org, {"org": org})
+    return (row["id"], row["name"]) if row is not None else None
 
 
-async def get_article(connection: AsyncConnection, org: str, slug: str) -> dict[str, Any] | None:
+async def get_article(db: Reader, org: str, slug: str) -> dict[str, Any] | None:
     """The published article as its public JSON object, or None."""
-    stmt = statements(connection.dialect.name).article
-    row = (await connection.execute(stmt, {"org": org, "slug": slug})).first()
+    row = await db.first(db.statements.article, {"org": org, "slug": slug})
     if row is None:
         return None
     item = _item(row)
-    item["body"] = row.body
+    item["body"] = row["body"]
     return item
 
 
@@ -280,7 +352,7 @@ def _cursor_values(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 async def list_articles(
-    connection: AsyncConnection,
+    db: Reader,
     org: str,
     *,
     limit: int,
@@ -290,7 +362,7 @@ async def list_articles(
 ) -> dict[str, Any] | None:
     """A page `{"items", "next_cursor"}` of published articles, newest first; None when
     the org is unknown or its cms module is off. Raises BadCursor for a foreign cursor."""
-    st = statements(connection.dialect.name)
+    st = db.statements
     params: dict[str, Any] = {"org": org, "limit": limit + 1}
     if cursor is not None:
         params["after_published_at"], params["after_id"] = _cursor_values(cursor)
@@ -302,18 +374,18 @@ async def list_articles(
         params["category"] = category
     else:
         stmt = st.first_page if cursor is None else st.next_page
-    rows: Sequence[Row[Any]] = (await connection.execute(stmt, params)).all()
-    if not rows and await org_is_public(connection, org) is None:
+    rows = await db.all(stmt, params)
+    if not rows and await org_is_public(db, org) is None:
         return None
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor({"p": iso(last.published_at), "i": str(last.id)})
+        next_cursor = encode_cursor({"p": iso(last["published_at"]), "i": str(last["id"])})
     return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}
 
 
-async def feed_entries(connection: AsyncConnection, org: str) -> list[Row[Any]]:
-    """The newest published articles for the Atom feed."""
-    stmt = statements(connection.dialect.name).feed
-    return list((await connection.execute(stmt, {"org": org})).all())
+async def feed_entries(db: Reader, org: str) -> Sequence[Any]:
+    """The newest published articles (with body and updated_at) for the Atom feed."""
+    rows = await db.all(db.statements.feed, {"org": org})
+    return rows

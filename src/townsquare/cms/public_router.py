@@ -50,10 +50,10 @@ async def list_public_articles(
     tag: Annotated[str | None, Query(max_length=64, description="Tag slug")] = None,
 ) -> Response:
     """Published articles, newest first, by cursor (`next_cursor` until it is null)."""
-    async with public.read_connection(request.app.state.database) as connection:
+    async with public.reader(request.app.state.database) as db:
         try:
             page = await public.list_articles(
-                connection, org, limit=limit, cursor=cursor, category=category, tag=tag
+                db, org, limit=limit, cursor=cursor, category=category, tag=tag
             )
         except public.BadCursor as exc:
             raise InvalidCursor() from exc
@@ -71,8 +71,8 @@ async def get_public_article(
     request: Request, org: OrgSlug, slug: Annotated[str, Path(max_length=200)]
 ) -> Response:
     """One published article with its sanitized HTML body."""
-    async with public.read_connection(request.app.state.database) as connection:
-        article = await public.get_article(connection, org, slug)
+    async with public.reader(request.app.state.database) as db:
+        article = await public.get_article(db, org, slug)
     if article is None:
         raise PublicNotFound()
     return _json(article)
@@ -88,38 +88,41 @@ async def get_public_article(
 )
 async def public_feed(request: Request, org: OrgSlug) -> Response:
     """The newest published articles as an Atom feed."""
-    async with public.read_connection(request.app.state.database) as connection:
-        found = await public.org_is_public(connection, org)
+    async with public.reader(request.app.state.database) as db:
+        found = await public.org_is_public(db, org)
         if found is None:
             raise PublicNotFound()
-        rows = await public.feed_entries(connection, org)
+        rows = await public.feed_entries(db, org)
     base = request.app.state.settings.PUBLIC_URL.rstrip("/")
     feed_url = f"{base}/api/v1/public/orgs/{org}/feed.xml"
     ET.register_namespace("", ATOM_NS)
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     _text(feed, "id", feed_url)
     _text(feed, "title", found[1])
-    updated = max((r.updated_at for r in rows), default=clock.now())
+    updated = max((r["updated_at"] for r in rows), default=clock.now())
     _text(feed, "updated", public.iso(updated))
     ET.SubElement(feed, f"{{{ATOM_NS}}}link", rel="self", href=feed_url)
     for row in rows:
-        url = f"{base}/api/v1/public/orgs/{org}/articles/{row.slug}"
+        url = f"{base}/api/v1/public/orgs/{org}/articles/{row['slug']}"
         entry = ET.SubElement(feed, f"{{{ATOM_NS}}}entry")
-        _text(entry, "id", f"urn:uuid:{row.id}")
-        _text(entry, "title", row.title)
+        _text(entry, "id", f"urn:uuid:{row['id']}")
+        _text(entry, "title", row["title"])
         ET.SubElement(entry, f"{{{ATOM_NS}}}link", rel="alternate", href=url)
-        _text(entry, "published", public.iso(row.published_at))
-        _text(entry, "updated", public.iso(row.updated_at))
-        if row.author_name is not None:
+        _text(entry, "published", public.iso(row["published_at"]))
+        _text(entry, "updated", public.iso(row["updated_at"]))
+        if row["author_name"] is not None:
             author = ET.SubElement(entry, f"{{{ATOM_NS}}}author")
-            _text(author, "name", row.author_name)
-        if row.category_slug is not None:
+            _text(author, "name", row["author_name"])
+        if row["category_slug"] is not None:
             ET.SubElement(
-                entry, f"{{{ATOM_NS}}}category", term=row.category_slug, label=row.category_name
+                entry,
+                f"{{{ATOM_NS}}}category",
+                term=row["category_slug"],
+                label=row["category_name"],
             )
-        if row.excerpt:
-            _text(entry, "summary", row.excerpt)
-        content = _text(entry, "content", row.body)
+        if row["excerpt"]:
+            _text(entry, "summary", row["excerpt"])
+        content = _text(entry, "content", row["body"])
         content.set("type", "html")
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return Response(content=body, media_type=ATOM_MEDIA_TYPE)

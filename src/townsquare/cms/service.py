@@ -473,7 +473,7 @@ async def views(session: AsyncSession, articles: Sequence[Article]) -> list[Arti
         .where(ArticleTag.article_id.in_(list(tags_by_article)))
         .order_by(Tag.slug)
     )
-    for article_id, tag in rows.tuples():
+    for article_id, tag in rows:
         tags_by_article[article_id].append(tag)
     return [
         ArticleView(
