@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -49,6 +49,27 @@ InvitationToken = Annotated[
     str, Path(min_length=1, max_length=128, description="The token from the invitation email.")
 ]
 
+_ERROR_DESCRIPTIONS = {
+    401: "`not_authenticated`: no live session",
+    403: "`permission_denied` (role), `csrf_failed`, or a rule named in `code`",
+    404: "`organization_not_found`: no such organization, or the caller is not a member",
+    409: "a conflict named in `code`",
+    410: "`invitation_expired` or `invitation_revoked`",
+}
+
+
+def _errors(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json answers of a route."""
+    found: dict[int | str, dict[str, Any]] = {
+        status: {"description": _ERROR_DESCRIPTIONS[status]} for status in statuses
+    }
+    for key, description in described.items():
+        found[int(key.removeprefix("s"))] = {"description": description}
+    return found
+
+
+ORG_ERRORS = _errors(401, 403, 404)
+
 ORGS = "organizations"
 MEMBERS = "members"
 INVITATIONS = "invitations"
@@ -57,7 +78,13 @@ INVITATIONS = "invitations"
 # --- organizations ----------------------------------------------------------------------
 
 
-@router.post("/orgs", status_code=201, response_model=OrganizationRead, tags=[ORGS])
+@router.post(
+    "/orgs",
+    status_code=201,
+    response_model=OrganizationRead,
+    tags=[ORGS],
+    responses=_errors(401, s409="`slug_taken`, with a free `suggestion`"),
+)
 async def create_organization(
     body: OrganizationCreate, user: CurrentUser, session: DbSession, settings: AppSettings
 ) -> OrganizationRead:
@@ -77,7 +104,7 @@ async def create_organization(
     return await service.organization_read(session, org, MemberRole.owner)
 
 
-@router.get("/orgs", response_model=Page[MyOrganization], tags=[ORGS])
+@router.get("/orgs", response_model=Page[MyOrganization], tags=[ORGS], responses=_errors(401))
 async def list_my_organizations(
     user: CurrentUser, session: DbSession, params: Paging
 ) -> Page[MyOrganization]:
@@ -88,7 +115,7 @@ async def list_my_organizations(
     )
 
 
-@router.get("/orgs/{org}", response_model=OrganizationRead, tags=[ORGS])
+@router.get("/orgs/{org}", response_model=OrganizationRead, tags=[ORGS], responses=ORG_ERRORS)
 async def get_organization(
     ctx: Annotated[OrgContext, org_guard(Permission.org_read)], session: DbSession
 ) -> OrganizationRead:
@@ -96,7 +123,12 @@ async def get_organization(
     return await service.organization_read(session, ctx.org, ctx.role)
 
 
-@router.patch("/orgs/{org}", response_model=OrganizationRead, tags=[ORGS])
+@router.patch(
+    "/orgs/{org}",
+    response_model=OrganizationRead,
+    tags=[ORGS],
+    responses=_errors(401, 403, 404, s409="`slug_taken`, with a free `suggestion`"),
+)
 async def update_organization(
     body: OrganizationUpdate,
     ctx: Annotated[OrgContext, org_guard(Permission.org_update)],
@@ -107,7 +139,7 @@ async def update_organization(
     return await service.organization_read(session, org, ctx.role)
 
 
-@router.delete("/orgs/{org}", status_code=204, tags=[ORGS])
+@router.delete("/orgs/{org}", status_code=204, tags=[ORGS], responses=ORG_ERRORS)
 async def delete_organization(
     ctx: Annotated[OrgContext, org_guard(Permission.org_delete)], session: DbSession
 ) -> None:
@@ -118,7 +150,9 @@ async def delete_organization(
 # --- members ----------------------------------------------------------------------------
 
 
-@router.get("/orgs/{org}/members", response_model=Page[MemberRead], tags=[MEMBERS])
+@router.get(
+    "/orgs/{org}/members", response_model=Page[MemberRead], tags=[MEMBERS], responses=ORG_ERRORS
+)
 async def list_members(
     ctx: Annotated[OrgContext, org_guard(Permission.members_read)],
     session: DbSession,
@@ -131,7 +165,14 @@ async def list_members(
     return Page[MemberRead](items=items, page=params.page, per_page=params.per_page, total=total)
 
 
-@router.patch("/orgs/{org}/members/{member_id}", response_model=MemberRead, tags=[MEMBERS])
+@router.patch(
+    "/orgs/{org}/members/{member_id}",
+    response_model=MemberRead,
+    tags=[MEMBERS],
+    responses=_errors(
+        401, 403, s404="`organization_not_found` or `member_not_found`", s409="`last_owner`"
+    ),
+)
 async def change_member_role(
     member_id: MemberId,
     body: MemberRoleUpdate,
@@ -145,7 +186,14 @@ async def change_member_role(
     return await service.change_member_role(session, ctx, member_id, body.role)
 
 
-@router.delete("/orgs/{org}/members/{member_id}", status_code=204, tags=[MEMBERS])
+@router.delete(
+    "/orgs/{org}/members/{member_id}",
+    status_code=204,
+    tags=[MEMBERS],
+    responses=_errors(
+        401, 403, s404="`organization_not_found` or `member_not_found`", s409="`last_owner`"
+    ),
+)
 async def remove_member(
     member_id: MemberId,
     ctx: Annotated[OrgContext, org_guard(Permission.members_manage)],
@@ -156,7 +204,12 @@ async def remove_member(
     await service.remove_member(session, ctx, member_id)
 
 
-@router.post("/orgs/{org}/leave", status_code=204, tags=[MEMBERS])
+@router.post(
+    "/orgs/{org}/leave",
+    status_code=204,
+    tags=[MEMBERS],
+    responses=_errors(401, 403, 404, s409="`last_owner`"),
+)
 async def leave_organization(
     ctx: Annotated[OrgContext, org_guard(Permission.org_read)], session: DbSession
 ) -> None:
@@ -164,7 +217,17 @@ async def leave_organization(
     await service.leave_organization(session, ctx)
 
 
-@router.post("/orgs/{org}/transfer-ownership", response_model=OwnershipTransferred, tags=[MEMBERS])
+@router.post(
+    "/orgs/{org}/transfer-ownership",
+    response_model=OwnershipTransferred,
+    tags=[MEMBERS],
+    responses=_errors(
+        401,
+        403,
+        s404="`organization_not_found` or `member_not_found`",
+        s409="`transfer_target_not_admin`",
+    ),
+)
 async def transfer_ownership(
     body: OwnershipTransfer,
     ctx: Annotated[OrgContext, org_guard(Permission.ownership_transfer)],
@@ -197,7 +260,13 @@ def _invitation_read(invitation: Invitation) -> InvitationRead:
 
 
 @router.post(
-    "/orgs/{org}/invitations", status_code=201, response_model=InvitationRead, tags=[INVITATIONS]
+    "/orgs/{org}/invitations",
+    status_code=201,
+    response_model=InvitationRead,
+    tags=[INVITATIONS],
+    responses=_errors(
+        401, 403, 404, s409="`invitation_exists` (with `invitation_id`) or `already_member`"
+    ),
 )
 async def create_invitation(
     body: InvitationCreate,
@@ -206,7 +275,8 @@ async def create_invitation(
     settings: AppSettings,
 ) -> InvitationRead:
     """Invite an email address with a role (not owner, not above the inviter's). The email,
-    sent through the outbox, links to `{PUBLIC_URL}/invitations/{token}`; the web page there
+    sent through the outbox, links to `INVITATION_URL` (by default
+    `{PUBLIC_URL}/invitations/{token}`); the client app's page there
     previews with `GET /api/v1/invitations/{token}` and accepts with `POST
     /api/v1/invitations/{token}/accept`. The token is not returned here. A live pending
     invitation to the same address answers 409 `invitation_exists` (with `invitation_id`:
@@ -218,7 +288,12 @@ async def create_invitation(
     return _invitation_read(invitation)
 
 
-@router.get("/orgs/{org}/invitations", response_model=Page[InvitationRead], tags=[INVITATIONS])
+@router.get(
+    "/orgs/{org}/invitations",
+    response_model=Page[InvitationRead],
+    tags=[INVITATIONS],
+    responses=ORG_ERRORS,
+)
 async def list_invitations(
     ctx: Annotated[OrgContext, org_guard(Permission.members_manage)],
     session: DbSession,
@@ -239,6 +314,13 @@ async def list_invitations(
     "/orgs/{org}/invitations/{invitation_id}/resend",
     response_model=InvitationRead,
     tags=[INVITATIONS],
+    responses=_errors(
+        401,
+        403,
+        s404="`organization_not_found` or `invitation_not_found`",
+        s409="`invitation_already_accepted`, `invitation_exists` or `already_member`",
+        s410="`invitation_revoked`",
+    ),
 )
 async def resend_invitation(
     invitation_id: InvitationId,
@@ -254,7 +336,17 @@ async def resend_invitation(
     return _invitation_read(invitation)
 
 
-@router.delete("/orgs/{org}/invitations/{invitation_id}", status_code=204, tags=[INVITATIONS])
+@router.delete(
+    "/orgs/{org}/invitations/{invitation_id}",
+    status_code=204,
+    tags=[INVITATIONS],
+    responses=_errors(
+        401,
+        403,
+        s404="`organization_not_found` or `invitation_not_found`",
+        s409="`invitation_already_accepted`",
+    ),
+)
 async def revoke_invitation(
     invitation_id: InvitationId,
     ctx: Annotated[OrgContext, org_guard(Permission.members_manage)],
@@ -264,14 +356,30 @@ async def revoke_invitation(
     await service.revoke_invitation(session, ctx, invitation_id)
 
 
-@router.get("/invitations/{token}", response_model=InvitationPreview, tags=[INVITATIONS])
+@router.get(
+    "/invitations/{token}",
+    response_model=InvitationPreview,
+    tags=[INVITATIONS],
+    responses=_errors(s404="`invitation_not_found`"),
+)
 async def preview_invitation(token: InvitationToken, session: DbSession) -> InvitationPreview:
     """What an invitation link is for: organization, role, inviter, expiry and status. No
     sign-in needed; an unknown token answers 404 `invitation_not_found`."""
     return await service.preview_invitation(session, token)
 
 
-@router.post("/invitations/{token}/accept", response_model=InvitationAccepted, tags=[INVITATIONS])
+@router.post(
+    "/invitations/{token}/accept",
+    response_model=InvitationAccepted,
+    tags=[INVITATIONS],
+    responses=_errors(
+        401,
+        410,
+        s403="`invitation_email_mismatch`, `email_not_verified` or `csrf_failed`",
+        s404="`invitation_not_found`",
+        s409="`invitation_already_accepted` or `already_member`",
+    ),
+)
 async def accept_invitation(
     token: InvitationToken, user: CurrentUser, session: DbSession
 ) -> InvitationAccepted:
@@ -295,7 +403,7 @@ async def accept_invitation(
 # --- modules and audit log --------------------------------------------------------------
 
 
-@router.get("/orgs/{org}/modules", response_model=ModulesRead, tags=[ORGS])
+@router.get("/orgs/{org}/modules", response_model=ModulesRead, tags=[ORGS], responses=ORG_ERRORS)
 async def get_modules(
     ctx: Annotated[OrgContext, org_guard(Permission.modules_manage)], session: DbSession
 ) -> ModulesRead:
@@ -304,7 +412,7 @@ async def get_modules(
     return ModulesRead(modules=await service.get_modules(session, ctx.org.id))
 
 
-@router.put("/orgs/{org}/modules", response_model=ModulesRead, tags=[ORGS])
+@router.put("/orgs/{org}/modules", response_model=ModulesRead, tags=[ORGS], responses=ORG_ERRORS)
 async def set_modules(
     body: ModulesUpdate,
     ctx: Annotated[OrgContext, org_guard(Permission.modules_manage)],
@@ -314,7 +422,12 @@ async def set_modules(
     return ModulesRead(modules=await service.set_modules(session, ctx, body.modules))
 
 
-@router.get("/orgs/{org}/audit-log", response_model=Page[AuditLogEntryRead], tags=[ORGS])
+@router.get(
+    "/orgs/{org}/audit-log",
+    response_model=Page[AuditLogEntryRead],
+    tags=[ORGS],
+    responses=ORG_ERRORS,
+)
 async def list_audit_log(
     ctx: Annotated[OrgContext, org_guard(Permission.audit_read)],
     session: DbSession,
