@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     EMAIL_MAX_ATTEMPTS: int = 8
     EMAIL_RETRY_BASE_SECONDS: float = 30.0
     EMAIL_RETRY_MAX_SECONDS: float = 3600.0
+    EMAIL_SEND_CONCURRENCY: int = 4
     SMTP_HOST: str = "localhost"
     SMTP_PORT: int = 25
     SMTP_USERNAME: str | None = None

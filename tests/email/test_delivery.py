@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import RolledBackDatabase, make_settings
 from tests.email.servers import RecordingHandler, SmtpServer, free_port
 from townsquare.config import Settings
-from townsquare.email.delivery import claim_batch, deliver_batch, purge_finished, retry_delay
+from townsquare.email.delivery import (
+    claim_batch,
+    deliver_batch,
+    purge_finished,
+    record_outcomes,
+    retry_delay,
+)
 from townsquare.email.enums import EmailStatus
 from townsquare.email.models import OutboxEmail
 from townsquare.email.senders import DeliveryError
@@ -98,7 +104,7 @@ class TestSmtpDelivery:
         assert sent.text_body == ""  # one-time links do not outlive delivery
         assert sent.html_body is None
 
-    async def test_one_batch_reuses_one_connection(
+    async def test_batch_delivers_each_email_once(
         self, db: RolledBackDatabase, session: AsyncSession, smtp_server: SmtpServer
     ) -> None:
         settings = make_settings(**smtp_server.settings())
@@ -252,8 +258,6 @@ class TestLeases:
     async def test_late_outcome_of_lost_lease_is_not_recorded(
         self, db: RolledBackDatabase, session: AsyncSession, clock: ModuleType
     ) -> None:
-        from townsquare.email.delivery import mark_sent
-
         settings = make_settings(WORKER_LEASE_SECONDS=30)
         row = await _enqueue(session)
         slow = await claim_batch(db, settings, worker_id="slow")
@@ -261,14 +265,16 @@ class TestLeases:
         fresh = await claim_batch(db, settings, worker_id="fresh")
         assert [e.id for e in fresh.emails] == [row.id]
 
-        assert await mark_sent(db, slow.emails[0], slow.token, "late") is False
-        assert await mark_sent(db, fresh.emails[0], fresh.token, "on-time") is True
+        late = await record_outcomes(db, settings, slow.token, [(slow.emails[0], "late")])
+        assert late == [False]
+        on_time = [(fresh.emails[0], "on-time")]
+        assert await record_outcomes(db, settings, fresh.token, on_time) == [True]
         assert (await _reload(session, row)).provider_message_id == "on-time"
 
     async def test_batch_hands_back_what_it_has_no_time_to_send(
         self, db: RolledBackDatabase, session: AsyncSession, clock: ModuleType
     ) -> None:
-        settings = make_settings(WORKER_LEASE_SECONDS=10)
+        settings = make_settings(WORKER_LEASE_SECONDS=10, EMAIL_SEND_CONCURRENCY=1)
         rows = [await _enqueue(session, f"u{i}@example.org") for i in range(3)]
 
         class SlowSender(_FlakySender):
@@ -306,6 +312,35 @@ class TestLeases:
         assert failed.status == EmailStatus.failed
         assert failed.last_error is not None
         assert "interrupted" in failed.last_error
+
+
+class TestConcurrency:
+    async def test_lanes_send_at_the_same_time(
+        self, db: RolledBackDatabase, session: AsyncSession
+    ) -> None:
+        import asyncio
+
+        settings = make_settings(EMAIL_SEND_CONCURRENCY=4)
+        rows = [await _enqueue(session, f"u{i}@example.org") for i in range(8)]
+        in_flight = 0
+        most_in_flight = 0
+
+        class SlowSender(_FlakySender):
+            async def send(self, message: EmailMessage) -> str:
+                nonlocal in_flight, most_in_flight
+                in_flight += 1
+                most_in_flight = max(most_in_flight, in_flight)
+                await asyncio.sleep(0.05)
+                in_flight -= 1
+                return await super().send(message)
+
+        sender = SlowSender()
+        assert await deliver_batch(db, settings, worker_id="w", sender=sender) == 8
+
+        assert most_in_flight == 4
+        assert sorted(sender.sent) == sorted(r.message_id for r in rows)
+        statuses = {(await _reload(session, r)).status for r in rows}
+        assert statuses == {EmailStatus.sent}
 
 
 class TestTemporaryFailures:

@@ -11,12 +11,15 @@ the rest back, so a slow provider does not cause duplicates.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import logging
 import random
 import uuid
+from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -53,9 +56,28 @@ class Claim:
     emails: Sequence[ClaimedEmail]
 
 
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, but building each header class once: the stock one
+    creates a new class for every header of every message (a third of the build time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        header_class = self._classes.get(key)
+        if header_class is None:
+            header_class = self._classes[key] = super().__getitem__(name)
+        return header_class
+
+
+MESSAGE_POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+
+
 def build_message(email: ClaimedEmail, settings: Settings) -> EmailMessage:
     """The MIME message: text, plus HTML as multipart/alternative when there is one."""
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = settings.EMAIL_FROM
     message["To"] = email.to_address
     message["Subject"] = email.subject
@@ -165,83 +187,112 @@ async def claim_batch(
     return Claim(token=token, locked_until=locked_until, emails=emails)
 
 
-async def _finish(
-    db: SessionSource, email: ClaimedEmail, token: str, values: dict[str, object]
-) -> bool:
-    async with transaction(db) as session:
-        result = await session.execute(
-            update(OutboxEmail)
-            .where(
-                OutboxEmail.id == email.id,
-                OutboxEmail.locked_by == token,
-                OutboxEmail.status == EmailStatus.sending,
-            )
-            .values(locked_until=None, locked_by=None, **values)
-            .execution_options(synchronize_session=False)
-        )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        logger.warning(
-            "outbox email lease lost before its outcome was recorded",
-            extra={"email_id": str(email.id)},
-        )
-        return False
-    return True
+Outcome = str | DeliveryError
+"""What one attempt gave: the provider's message id, or why it failed."""
 
 
-async def mark_sent(db: SessionSource, email: ClaimedEmail, token: str, provider_id: str) -> bool:
-    # The bodies may hold one-time links (verification, reset): they leave with the email.
-    return await _finish(
-        db,
-        email,
-        token,
-        {
+def _outcome_values(email: ClaimedEmail, outcome: Outcome, settings: Settings) -> dict[str, object]:
+    if not isinstance(outcome, DeliveryError):
+        # The bodies may hold one-time links (verification, reset): they leave with the email.
+        return {
             "status": EmailStatus.sent,
             "sent_at": clock.now(),
-            "provider_message_id": provider_id[:MESSAGE_ID_MAX],
+            "provider_message_id": outcome[:MESSAGE_ID_MAX],
             "last_error": None,
             "text_body": "",
             "html_body": None,
-        },
-    )
-
-
-async def mark_failed_attempt(
-    db: SessionSource, email: ClaimedEmail, token: str, error: DeliveryError, settings: Settings
-) -> EmailStatus:
-    reason = redact(error.reason, settings)
-    if error.permanent or email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
-        await _finish(
-            db,
-            email,
-            token,
-            {
-                "status": EmailStatus.failed,
-                "last_error": reason,
-                "text_body": "",
-                "html_body": None,
-            },
-        )
+        }
+    reason = redact(outcome.reason, settings)
+    if outcome.permanent or email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
         logger.warning(
             "outbox email failed for good",
             extra={"email_id": str(email.id), "attempts": email.attempts, "error": reason},
         )
-        return EmailStatus.failed
-    delay = retry_delay(email.attempts, settings)
-    await _finish(
-        db,
-        email,
-        token,
-        {
-            "status": EmailStatus.pending,
+        return {
+            "status": EmailStatus.failed,
             "last_error": reason,
-            "next_attempt_at": clock.now() + timedelta(seconds=delay),
-        },
-    )
+            "text_body": "",
+            "html_body": None,
+        }
+    delay = retry_delay(email.attempts, settings)
     logger.info(
         "outbox email delivery failed; will retry",
         extra={"email_id": str(email.id), "attempts": email.attempts, "retry_in": round(delay)},
     )
-    return EmailStatus.pending
+    return {
+        "status": EmailStatus.pending,
+        "last_error": reason,
+        "next_attempt_at": clock.now() + timedelta(seconds=delay),
+    }
+
+
+async def record_outcomes(
+    db: SessionSource,
+    settings: Settings,
+    token: str,
+    outcomes: Sequence[tuple[ClaimedEmail, Outcome]],
+) -> list[bool]:
+    """Record attempts in one transaction, each only if the batch `token` still holds the
+    email's lease; for each, whether it was recorded."""
+    recorded: list[bool] = []
+    async with transaction(db) as session:
+        for email, outcome in outcomes:
+            result = await session.execute(
+                update(OutboxEmail)
+                .where(
+                    OutboxEmail.id == email.id,
+                    OutboxEmail.locked_by == token,
+                    OutboxEmail.status == EmailStatus.sending,
+                )
+                .values(
+                    locked_until=None, locked_by=None, **_outcome_values(email, outcome, settings)
+                )
+                .execution_options(synchronize_session=False)
+            )
+            recorded.append(result.rowcount == 1)  # type: ignore[attr-defined]
+    for (email, _), ok in zip(outcomes, recorded, strict=True):
+        if not ok:
+            logger.warning(
+                "outbox email lease lost before its outcome was recorded",
+                extra={"email_id": str(email.id)},
+            )
+    return recorded
+
+
+class _Recorder:
+    """Records outcomes for the lanes of a batch, grouping those that arrive together
+    into one transaction. `add` returns once the outcome is durable, so a lane never has
+    more than one sent-but-unrecorded email (what a crash could deliver twice)."""
+
+    def __init__(self, db: SessionSource, settings: Settings, token: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.token = token
+        self.waiting: list[tuple[ClaimedEmail, Outcome]] = []
+        self.lock = asyncio.Lock()
+
+    async def add(self, email: ClaimedEmail, outcome: Outcome) -> None:
+        self.waiting.append((email, outcome))
+        async with self.lock:
+            # The lock is fair: whoever held it before us took our outcome or left it here.
+            group, self.waiting = self.waiting, []
+            if group:
+                await record_outcomes(self.db, self.settings, self.token, group)
+
+
+async def _attempt(sender: EmailSender, email: ClaimedEmail, settings: Settings) -> Outcome:
+    try:
+        async with asyncio.timeout(sender.timeout_seconds):
+            return await sender.send(build_message(email, settings))
+    except DeliveryError as exc:
+        return exc
+    except TimeoutError:
+        return DeliveryError(f"{sender.name} send timed out")
+    except Exception as exc:
+        logger.exception(
+            "unexpected error while sending an email", extra={"email_id": str(email.id)}
+        )
+        return DeliveryError(f"unexpected {type(exc).__name__}")
 
 
 async def release(db: SessionSource, emails: Sequence[ClaimedEmail], token: str) -> None:
@@ -274,33 +325,38 @@ async def deliver_batch(
     sender: EmailSender | None = None,
     only_ids: Collection[uuid.UUID] | None = None,
 ) -> int:
-    """Claim one batch of due emails and try each once; the number claimed."""
+    """Claim one batch of due emails and try each once, EMAIL_SEND_CONCURRENCY at a time
+    (one connection each); the number claimed."""
     claim = await claim_batch(db, settings, worker_id=worker_id, only_ids=only_ids)
     if not claim.emails:
         return 0
-    own_sender = sender is None
-    active = sender or create_sender(settings)
+    queue = deque(claim.emails)
+    lanes = max(1, min(settings.EMAIL_SEND_CONCURRENCY, len(queue)))
+    senders = (
+        [sender] * lanes if sender is not None else [create_sender(settings) for _ in range(lanes)]
+    )
+    recorder = _Recorder(db, settings, claim.token)
     lease = float(settings.WORKER_LEASE_SECONDS)
-    margin = timedelta(seconds=min(lease / 2, active.timeout_seconds))
-    try:
-        for index, email in enumerate(claim.emails):
+    margin = timedelta(seconds=min(lease / 2, senders[0].timeout_seconds))
+
+    async def lane(lane_sender: EmailSender) -> None:
+        while queue:
             if clock.now() + margin >= claim.locked_until:
-                await release(db, claim.emails[index:], claim.token)
-                logger.info("outbox batch handed back emails it had no time left to send")
-                break
-            try:
-                async with asyncio.timeout(active.timeout_seconds):
-                    provider_id = await active.send(build_message(email, settings))
-            except DeliveryError as exc:
-                await mark_failed_attempt(db, email, claim.token, exc, settings)
-            except TimeoutError:
-                error = DeliveryError(f"{active.name} send timed out")
-                await mark_failed_attempt(db, email, claim.token, error, settings)
-            else:
-                await mark_sent(db, email, claim.token, provider_id)
+                return  # no time left in the lease: what is left goes back
+            email = queue.popleft()
+            await recorder.add(email, await _attempt(lane_sender, email, settings))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for lane_sender in senders:
+                group.create_task(lane(lane_sender))
     finally:
-        if own_sender:
-            await active.aclose()
+        if sender is None:
+            for own in senders:
+                await own.aclose()
+    if queue:
+        logger.info("outbox batch handed back emails it had no time left to send")
+        await release(db, list(queue), claim.token)
     return len(claim.emails)
 
 
