@@ -13,8 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.auth.helpers import API, register, session_cookie
 from tests.conftest import RolledBackDatabase, _client_for, make_settings
 from tests.factories import create_user, sign_in
-from townsquare.auth.deps import normalize_origin, origin_allowed
+from townsquare.auth import sessions
+from townsquare.auth.deps import (
+    ForeignOrigin,
+    authenticate_handshake,
+    normalize_origin,
+    origin_allowed,
+)
 from townsquare.auth.models import User, UserSession
+from townsquare.config import Settings
 from townsquare.db import Database
 from townsquare.kit.tokens import hash_token
 from townsquare.main import create_app
@@ -204,3 +211,20 @@ class TestActivity:
             )
         assert record is not None
         assert clock.now() - record.last_seen_at < timedelta(minutes=1)
+
+
+class TestHandshake:
+    async def test_cookie_and_origin(self, session: AsyncSession, settings: Settings) -> None:
+        user = await create_user(session)
+        issued = await sessions.start_session(session, settings, user)
+        cookies = {settings.SESSION_COOKIE_NAME: issued.token}
+        auth = await authenticate_handshake(
+            session, settings, cookies=cookies, origin="http://testserver"
+        )
+        assert auth is not None
+        assert auth.user.id == user.id
+        assert await authenticate_handshake(session, settings, cookies={}, origin=None) is None
+        with pytest.raises(ForeignOrigin):
+            await authenticate_handshake(
+                session, settings, cookies=cookies, origin="https://evil.example"
+            )

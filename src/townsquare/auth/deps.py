@@ -9,11 +9,13 @@ endpoint runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth import sessions
 from townsquare.auth.models import User, UserSession
@@ -134,6 +136,20 @@ async def authenticate(request: Request, session: DbSession) -> Authenticated | 
             raise CsrfFailed()
     await _record_activity(request, settings, record)
     return Authenticated(user=user, session=record)
+
+
+async def authenticate_handshake(
+    session: AsyncSession, settings: Settings, *, cookies: Mapping[str, str], origin: str | None
+) -> Authenticated | None:
+    """For a WebSocket handshake, which cannot carry a CSRF header: a foreign `Origin`
+    raises `ForeignOrigin`; otherwise the live session of the cookie, or None."""
+    if not origin_allowed(settings, origin):
+        raise ForeignOrigin()
+    token = cookies.get(settings.SESSION_COOKIE_NAME)
+    if not token:
+        return None
+    found = await sessions.find_live_session(session, settings, token)
+    return None if found is None else Authenticated(user=found[1], session=found[0])
 
 
 Authentication = Annotated[Authenticated | None, Depends(authenticate)]

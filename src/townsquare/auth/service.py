@@ -184,29 +184,17 @@ async def update_profile(session: AsyncSession, user: User, changes: dict[str, A
 
 async def organizations_of(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
     """The organizations the user belongs to: id, name, slug, role and the org's avatar_url."""
-    from townsquare.orgs.models import Membership, Organization
+    from townsquare.orgs import service as orgs_service
 
-    rows = await session.execute(
-        select(
-            Organization.id,
-            Organization.name,
-            Organization.slug,
-            Organization.avatar_url,
-            Membership.role,
-        )
-        .join(Membership, Membership.organization_id == Organization.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Organization.name, Organization.id)
-    )
     return [
         {
-            "id": r.id,
-            "name": r.name,
-            "slug": r.slug,
-            "role": str(r.role),
-            "avatar_url": r.avatar_url,
+            "id": org.id,
+            "name": org.name,
+            "slug": org.slug,
+            "role": str(org.role),
+            "avatar_url": org.avatar_url,
         }
-        for r in rows
+        for org in await orgs_service.list_memberships_for_user(session, user_id)
     ]
 
 
