@@ -7,6 +7,8 @@ No scripts, styles, frames, forms or event handlers survive; `href`/`src` keep o
 
 from __future__ import annotations
 
+import re
+
 import nh3
 
 ALLOWED_TAGS: frozenset[str] = frozenset(
@@ -20,6 +22,7 @@ ALLOWED_TAGS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "*": {"title", "lang"},
     "a": {"href", "title", "hreflang"},
     "abbr": {"title"},
     "blockquote": {"cite"},
@@ -46,17 +49,41 @@ DROPPED_WITH_CONTENT: frozenset[str] = frozenset(
 
 LINK_REL = "noopener noreferrer"
 
+_RELATIVE_URL_START = re.compile(r"[/#?.A-Za-z0-9_~-]")
+
+
+def _relative_url(url: str) -> str | None:
+    # A relative URL is kept when it reads as a path, query or fragment; anything odd
+    # (a stray scheme after a quote or backtick, say) is dropped rather than reasoned about.
+    head = re.split(r"[/?#]", url, maxsplit=1)[0]
+    if ":" in head or not _RELATIVE_URL_START.match(url):
+        return None
+    return url
+
+
 _cleaner = nh3.Cleaner(
     tags=set(ALLOWED_TAGS),
     clean_content_tags=set(DROPPED_WITH_CONTENT),
     attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
     url_schemes=set(URL_SCHEMES),
     link_rel=LINK_REL,
+    url_relative=_relative_url,
     strip_comments=True,
 )
 
 
+_MAX_PASSES = 4
+
+
 def sanitize_html(html: str) -> str:
-    """The HTML with everything outside the allowlist removed."""
+    """The HTML with everything outside the allowlist removed.
+
+    Badly nested markup (a heading inside a heading, say) can serialize into HTML that
+    parses into a different tree, so cleaning repeats until the output is stable."""
     result: str = _cleaner.clean(html)
+    for _ in range(_MAX_PASSES):
+        again: str = _cleaner.clean(result)
+        if again == result:
+            break
+        result = again
     return result
