@@ -498,3 +498,26 @@ class TestAdminUsers:
             f"{API}/admin/users/00000000-0000-0000-0000-000000000000/promote"
         )
         assert response.status_code == 404
+
+
+class TestUnsafeInput:
+    async def test_control_characters_are_422_not_500(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        login_nul = await client.post(
+            f"{API}/auth/login", json={"email": "a\x00b@example.org", "password": "whatever-1"}
+        )
+        assert login_nul.status_code == 422
+        reset_nul = await client.post(f"{API}/auth/request-password-reset", json={"email": "a\x00"})
+        assert reset_nul.status_code == 422
+        register_nul = await register(client, display_name="A\x00B")
+        assert register_nul.status_code == 422
+        staff = await create_user(session, is_staff=True)
+        await sign_in(session, client, staff)
+        assert (
+            await client.patch(f"{API}/auth/me", json={"display_name": "a\nb"})
+        ).status_code == 422
+        search = await client.get(f"{API}/admin/users", params={"q": "a\x00"})
+        assert search.status_code == 422
+        cookie_nul = await client.get(f"{API}/auth/validate-reset-token", params={"token": "\x00"})
+        assert cookie_nul.json() == {"valid": False}

@@ -387,7 +387,10 @@ async def admin_list_users(
     staff: StaffUser,
     session: DbSession,
     params: Annotated[PageParams, Depends(page_params)],
-    q: Annotated[str | None, Query(max_length=254, description="Part of email or name")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=254, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of email or name"),
+    ] = None,
 ) -> Page[AdminUserOut]:
     """Every account, newest first, optionally filtered by email or display name."""
     users, total = await service.list_users(session, params, search=q)

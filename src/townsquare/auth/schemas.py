@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -53,12 +54,31 @@ def _normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control_characters(value: str) -> str:
+    """Refuse NUL, newlines and other control characters in one-line text."""
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 Timezone = Annotated[
     str, StringConstraints(min_length=1, max_length=TIMEZONE_MAX), AfterValidator(_valid_timezone)
 ]
 DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=DISPLAY_NAME_MAX)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=DISPLAY_NAME_MAX),
+    AfterValidator(no_control_characters),
 ]
+LooseEmail = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
+    AfterValidator(no_control_characters),
+]
+"""An email as typed at sign-in; not validated further, so that a malformed one is simply
+unknown (the same answer as any unknown address)."""
 Email = Annotated[EmailStr, Field(max_length=EMAIL_MAX), AfterValidator(_normalize_email)]
 NewPassword = Annotated[
     str,
@@ -85,7 +105,7 @@ class RegisterRequest(Strict):
 
 
 class LoginRequest(Strict):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+    email: LooseEmail
     password: AnyPassword
 
 
@@ -99,7 +119,7 @@ class ChangePasswordRequest(Strict):
 
 
 class PasswordResetRequest(Strict):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+    email: LooseEmail
 
 
 class ResetPasswordRequest(Strict):
