@@ -146,6 +146,43 @@ class TestCrashedWorker:
 
 
 @postgres_only
+class TestCrossProcessWakeup:
+    async def test_commit_elsewhere_wakes_standalone_worker(
+        self, committed_db: Database, smtp_server: SmtpServer, tmp_path: Path
+    ) -> None:
+        log_path = tmp_path / "worker.log"
+        with log_path.open("w") as log:
+            worker = subprocess.Popen(
+                [TOWNSQUARE, "worker"],
+                env={
+                    **os.environ,
+                    "TOWNSQUARE_DATABASE_URL": TEST_DATABASE_URL,
+                    "TOWNSQUARE_EMAIL_BACKEND": "smtp",
+                    "TOWNSQUARE_SMTP_HOST": "127.0.0.1",
+                    "TOWNSQUARE_SMTP_PORT": str(smtp_server.port),
+                    "TOWNSQUARE_LOG_FORMAT": "text",
+                    "TOWNSQUARE_WORKER_POLL_INTERVAL_SECONDS": "3600",
+                },
+                stderr=log,
+            )
+        try:
+            deadline = time.monotonic() + 30
+            while "listening for wake-ups" not in log_path.read_text():
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.05)
+            time.sleep(0.3)  # let the start-up sweeps finish: the next one needs a wake-up
+
+            [message_id] = await _enqueue_many(committed_db, 1)
+            smtp_server.wait_for(1, timeout=10)  # far sooner than the hour-long poll
+
+            assert smtp_server.handler.message_ids() == [message_id]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=20)
+        assert worker.returncode == 0, log_path.read_text()
+
+
+@postgres_only
 class TestConcurrentWorkers:
     async def test_two_workers_deliver_each_email_exactly_once(
         self, committed_db: Database

@@ -17,7 +17,7 @@ from townsquare.email.enums import EmailStatus
 from townsquare.email.models import ADDRESS_MAX, SUBJECT_MAX, OutboxEmail
 from townsquare.email.templates import render_email
 from townsquare.kit import clock
-from townsquare.worker.signals import request_wakeup
+from townsquare.worker.signals import notify_workers, request_wakeup
 
 DELIVER_DUTY = "email.deliver"
 
@@ -56,7 +56,7 @@ async def enqueue_email(
     settings: Settings | None = None,
 ) -> OutboxEmail:
     """Render `template` (see `townsquare.email.templates`) for `to` and add it to the outbox
-    in the caller's transaction (flushed, not committed); the worker is woken after commit.
+    in the caller's transaction (flushed, not committed); workers are woken after commit.
 
     A rolled-back transaction leaves no email behind. `settings` only chooses the domain of
     the Message-ID (default: the process settings).
@@ -80,4 +80,5 @@ async def enqueue_email(
     session.add(email)
     await session.flush()
     after_commit(session, partial(request_wakeup, DELIVER_DUTY))
+    await notify_workers(session, DELIVER_DUTY)
     return email

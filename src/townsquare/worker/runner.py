@@ -4,7 +4,8 @@
 Duties run one after another within a sweep, each in its own transactions; one that
 raises is logged and tried again after its interval, the others go on. A duty that
 handled something is run again at the next sweep (it may have more), one that handled
-nothing waits its interval. `signals.request_wakeup()` makes the next sweep start now.
+nothing waits its interval. `signals.request_wakeup()` (this process) or
+`signals.notify_workers()` (any process, PostgreSQL) makes the next sweep start now.
 Stopping (SIGTERM/SIGINT, or `stop()`) lets the current sweep finish.
 """
 
@@ -86,6 +87,13 @@ class Runner:
         self._listener = listener
         if self.stopping:
             listener.event.set()
+        # Only a real database gets its own listening connection (not a test's shared one).
+        db = self.context.db
+        notifications = (
+            asyncio.create_task(signals.listen_for_notifications(db.engine))
+            if isinstance(db, Database)
+            else None
+        )
         next_due = {duty.name: loop.time() for duty in self.duties}
         logger.info(
             "worker started",
@@ -112,6 +120,10 @@ class Runner:
                     if all_duties or name in names:
                         next_due[name] = min(next_due[name], now)
         finally:
+            if notifications is not None:
+                notifications.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await notifications
             signals.unsubscribe(listener)
             self._listener = None
             logger.info("worker stopped", extra={"worker_id": self.context.worker_id})

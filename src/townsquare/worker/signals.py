@@ -1,14 +1,23 @@
-"""Waking the in-process runner early, after a commit made work due.
+"""Waking runners early, after a commit made work due.
 
-`request_wakeup` is process-local and cheap; it does nothing when no runner listens
-(tests, a web process whose worker runs standalone: those workers poll on their interval).
-Register it after the commit, never before: `after_commit(session, request_wakeup)`.
+- `request_wakeup(*duty_names)` wakes the runners of this process; cheap, and a no-op
+  when none runs. Register it for after the commit: `after_commit(session, request_wakeup)`.
+- `notify_workers(session, *duty_names)` (PostgreSQL) also wakes standalone workers in
+  other processes, when the transaction commits. Without it they find the work at their
+  next poll (WORKER_POLL_INTERVAL_SECONDS).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+logger = logging.getLogger("townsquare.worker")
 
 
 class WakeupListener:
@@ -64,3 +73,58 @@ def subscribe() -> WakeupListener:
 def unsubscribe(listener: WakeupListener) -> None:
     with _lock:
         _listeners.discard(listener)
+
+
+# --- across processes (PostgreSQL) ------------------------------------------------------
+
+NOTIFY_CHANNEL = "townsquare_worker"
+LISTEN_RETRY_SECONDS = 5.0
+
+
+async def notify_workers(session: AsyncSession, *duty_names: str) -> None:
+    """Wake the runners of every process (standalone workers included) once the session's
+    transaction commits: a PostgreSQL NOTIFY, which a rollback discards. On SQLite it does
+    nothing (one process runs the worker there; pair it with `request_wakeup`)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": NOTIFY_CHANNEL, "payload": ",".join(duty_names)},
+    )
+
+
+async def listen_for_notifications(engine: AsyncEngine) -> None:
+    """Turn NOTIFYs from any process into `request_wakeup` calls here, until cancelled;
+    reconnects when the connection drops. Only PostgreSQL has this."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    while True:
+        try:
+            await _listen_until_disconnected(engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("wake-up listener lost its connection; retrying", exc_info=True)
+        await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+
+def _on_notify(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    request_wakeup(*[name for name in payload.split(",") if name])
+
+
+async def _listen_until_disconnected(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        closed = asyncio.Event()
+        raw.add_termination_listener(lambda _connection: closed.set())
+        await raw.add_listener(NOTIFY_CHANNEL, _on_notify)
+        logger.info("listening for wake-ups", extra={"channel": NOTIFY_CHANNEL})
+        # Wake-ups sent while nobody listened are found by this sweep.
+        request_wakeup()
+        try:
+            await closed.wait()
+        finally:
+            if not raw.is_closed():
+                await raw.remove_listener(NOTIFY_CHANNEL, _on_notify)
