@@ -50,6 +50,7 @@ InvitationToken = Annotated[
 ]
 
 _ERROR_DESCRIPTIONS = {
+    400: "`bad_request`: the body is not valid JSON",
     401: "`not_authenticated`: no live session",
     403: "`permission_denied` (role), `csrf_failed`, or a rule named in `code`",
     404: "`organization_not_found`: no such organization, or the caller is not a member",
@@ -83,7 +84,7 @@ INVITATIONS = "invitations"
     status_code=201,
     response_model=OrganizationRead,
     tags=[ORGS],
-    responses=_errors(401, s409="`slug_taken`, with a free `suggestion`"),
+    responses=_errors(400, 401, s409="`slug_taken`, with a free `suggestion`"),
 )
 async def create_organization(
     body: OrganizationCreate, user: CurrentUser, session: DbSession, settings: AppSettings
@@ -127,7 +128,7 @@ async def get_organization(
     "/orgs/{org}",
     response_model=OrganizationRead,
     tags=[ORGS],
-    responses=_errors(401, 403, 404, s409="`slug_taken`, with a free `suggestion`"),
+    responses=_errors(400, 401, 403, 404, s409="`slug_taken`, with a free `suggestion`"),
 )
 async def update_organization(
     body: OrganizationUpdate,
@@ -170,7 +171,7 @@ async def list_members(
     response_model=MemberRead,
     tags=[MEMBERS],
     responses=_errors(
-        401, 403, s404="`organization_not_found` or `member_not_found`", s409="`last_owner`"
+        400, 401, 403, s404="`organization_not_found` or `member_not_found`", s409="`last_owner`"
     ),
 )
 async def change_member_role(
@@ -222,6 +223,7 @@ async def leave_organization(
     response_model=OwnershipTransferred,
     tags=[MEMBERS],
     responses=_errors(
+        400,
         401,
         403,
         s404="`organization_not_found` or `member_not_found`",
@@ -265,7 +267,7 @@ def _invitation_read(invitation: Invitation) -> InvitationRead:
     response_model=InvitationRead,
     tags=[INVITATIONS],
     responses=_errors(
-        401, 403, 404, s409="`invitation_exists` (with `invitation_id`) or `already_member`"
+        400, 401, 403, 404, s409="`invitation_exists` (with `invitation_id`) or `already_member`"
     ),
 )
 async def create_invitation(
@@ -412,7 +414,12 @@ async def get_modules(
     return ModulesRead(modules=await service.get_modules(session, ctx.org.id))
 
 
-@router.put("/orgs/{org}/modules", response_model=ModulesRead, tags=[ORGS], responses=ORG_ERRORS)
+@router.put(
+    "/orgs/{org}/modules",
+    response_model=ModulesRead,
+    tags=[ORGS],
+    responses=_errors(400, 401, 403, 404),
+)
 async def set_modules(
     body: ModulesUpdate,
     ctx: Annotated[OrgContext, org_guard(Permission.modules_manage)],
