@@ -1,0 +1,243 @@
+"""The public read API: published articles only, cursor paging, filters, the Atom feed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from xml.etree import ElementTree as ET
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.conftest import _client_for
+from tests.factories import (
+    create_article,
+    create_category,
+    create_organization,
+    create_tag,
+    create_user,
+)
+from townsquare.cms.enums import ArticleStatus
+from townsquare.config import Settings
+from townsquare.db import Database
+from townsquare.kit import clock
+from townsquare.main import create_app
+from townsquare.orgs.enums import Module
+from townsquare.orgs.models import Organization
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+ITEM_KEYS = {"id", "slug", "title", "excerpt", "published_at", "author", "category", "tags"}
+
+
+def _url(org: Organization, rest: str = "articles") -> str:
+    return f"/api/v1/public/orgs/{org.slug}/{rest}"
+
+
+async def _walk(client: httpx.AsyncClient, url: str, **params: object) -> list[dict]:
+    items: list[dict] = []
+    cursor = None
+    for _ in range(100):
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(url, params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("the cursor never ended")
+
+
+async def _one_of_each_status(session: AsyncSession, org: Organization) -> dict[str, str]:
+    slugs = {}
+    for status in ArticleStatus:
+        article = await create_article(
+            session,
+            org,
+            slug=f"the-{status.value}",
+            status=status,
+            scheduled_publish_at=clock.now() + timedelta(hours=1)
+            if status == ArticleStatus.scheduled
+            else None,
+        )
+        slugs[status.value] = article.slug
+    return slugs
+
+
+class TestOnlyPublished:
+    async def test_list_article_and_feed_show_only_published(
+        self, session: AsyncSession, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        slugs = await _one_of_each_status(session, org)
+        listed = await client.get(_url(org))
+        assert [i["slug"] for i in listed.json()["items"]] == [slugs["published"]]
+        for status, slug in slugs.items():
+            response = await client.get(_url(org, f"articles/{slug}"))
+            assert response.status_code == (200 if status == "published" else 404), status
+        feed = await client.get(_url(org, "feed.xml"))
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        entries = ET.fromstring(feed.content).findall(f"{ATOM}entry")
+        assert [e.find(f"{ATOM}title").text for e in entries] == [  # type: ignore[union-attr]
+            (await client.get(_url(org, f"articles/{slugs['published']}"))).json()["title"]
+        ]
+
+    async def test_filtered_lists_show_only_published(
+        self, session: AsyncSession, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        category = await create_category(session, org, slug="news")
+        tag = await create_tag(session, org, slug="featured")
+        for status in ArticleStatus:
+            await create_article(
+                session, org, status=status, category=category, tags=[tag], slug=status.value
+            )
+        for params in ({"category": "news"}, {"tag": "featured"}):
+            items = (await client.get(_url(org), params=params)).json()["items"]
+            assert [i["slug"] for i in items] == ["published"], params
+
+
+class TestShape:
+    async def test_item_and_article_shape(
+        self, session: AsyncSession, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        author = await create_user(session, display_name="Ann Author")
+        category = await create_category(session, org, name="News", slug="news")
+        tags = [
+            await create_tag(session, org, name="Zeta", slug="zeta"),
+            await create_tag(session, org, name="Alpha", slug="alpha"),
+        ]
+        article = await create_article(
+            session, org, author=author, title="Fair", slug="fair", excerpt="Come",
+            body="<p>All welcome</p>", status=ArticleStatus.published,
+            category=category, tags=tags,
+        )  # fmt: skip
+        [item] = (await client.get(_url(org))).json()["items"]
+        assert set(item) == ITEM_KEYS
+        assert item["id"] == str(article.id)
+        assert item["author"] == {"id": str(author.id), "display_name": "Ann Author"}
+        assert item["category"] == {"slug": "news", "name": "News"}
+        assert item["tags"] == [
+            {"slug": "alpha", "name": "Alpha"},
+            {"slug": "zeta", "name": "Zeta"},
+        ]
+        assert item["published_at"].endswith("Z")
+        single = (await client.get(_url(org, "articles/fair"))).json()
+        assert set(single) == ITEM_KEYS | {"body"}
+        assert single["body"] == "<p>All welcome</p>"
+        assert {k: single[k] for k in ITEM_KEYS} == item
+
+    async def test_without_author_category_or_tags(
+        self, session: AsyncSession, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        await create_article(session, org, slug="bare", status=ArticleStatus.published)
+        item = (await client.get(_url(org, "articles/bare"))).json()
+        assert (item["author"], item["category"], item["tags"]) == (None, None, [])
+
+
+class TestCursorPaging:
+    async def test_walks_every_published_article_once(
+        self, session: AsyncSession, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        base = clock.now()
+        expected = []
+        for n in range(23):
+            # Several share one published_at: the id breaks the tie.
+            when = base - timedelta(minutes=n // 3)
+            article = await create_article(
+                session, org, status=ArticleStatus.published, published_at=when
+            )
+            expected.append((when, article.id))
+        await create_article(session, org, status=ArticleStatus.draft)
+        items = await _walk(client, _url(org), limit=5)
+        ids = [i["id"] for i in items]
+        assert len(ids) == len(set(ids)) == 23
+        expected.sort(key=lambda pair: (pair[0], str(pair[1])), reverse=True)
+        assert [i["published_at"] for i in items] == [
+            when.isoformat().replace("+00:00", "Z") for when, _ in expected
+        ]
+
+    async def test_walks_a_tag_and_a_category(
+        self, session: AsyncSession, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        tag = await create_tag(session, org, slug="t")
+        category = await create_category(session, org, slug="c")
+        for n in range(7):
+            await create_article(
+                session, org, status=ArticleStatus.published,
+                published_at=clock.now() - timedelta(minutes=n % 3),
+                tags=[tag] if n % 2 else [], category=category if n < 5 else None,
+            )  # fmt: skip
+        tagged = await _walk(client, _url(org), tag="t", limit=2)
+        assert len({i["id"] for i in tagged}) == len(tagged) == 3
+        in_category = await _walk(client, _url(org), category="c", limit=2)
+        assert len({i["id"] for i in in_category}) == len(in_category) == 5
+        assert (await client.get(_url(org), params={"tag": "nope"})).json()["items"] == []
+
+    async def test_limit_bounds_and_bad_cursor(
+        self, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        assert (await client.get(_url(org), params={"limit": 101})).status_code == 422
+        assert (await client.get(_url(org), params={"limit": 0})).status_code == 422
+        for cursor in ("not-a-cursor!", "eyJ4IjoxfQ"):
+            response = await client.get(_url(org), params={"cursor": cursor})
+            assert response.status_code == 400
+            assert response.json()["code"] == "invalid_cursor"
+
+
+class TestUnavailable:
+    async def test_module_off_or_unknown_org_is_404(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        org = await create_organization(session, modules=(Module.events,))
+        await create_article(session, org, slug="x", status=ArticleStatus.published)
+        for rest in ("articles", "articles/x", "feed.xml"):
+            assert (await client.get(_url(org, rest))).status_code == 404, rest
+            unknown = f"/api/v1/public/orgs/no-such-org/{rest}"
+            assert (await client.get(unknown)).status_code == 404, rest
+
+    async def test_empty_org_lists_nothing(
+        self, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        body = (await client.get(_url(org))).json()
+        assert body == {"items": [], "next_cursor": None}
+        feed = ET.fromstring((await client.get(_url(org, "feed.xml"))).content)
+        assert feed.findall(f"{ATOM}entry") == []
+
+
+class TestFeed:
+    async def test_feed_escapes_titles_and_bodies(
+        self, session: AsyncSession, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        await create_article(
+            session, org, title='Fish & <Chips> "tonight"\x01', slug="fish",
+            body="<p>a &amp; b</p>", status=ArticleStatus.published,
+        )  # fmt: skip
+        response = await client.get(_url(org, "feed.xml"))
+        feed = ET.fromstring(response.content)
+        entry = feed.find(f"{ATOM}entry")
+        assert entry is not None
+        assert entry.findtext(f"{ATOM}title") == 'Fish & <Chips> "tonight"'
+        content = entry.find(f"{ATOM}content")
+        assert content is not None
+        assert (content.get("type"), content.text) == ("html", "<p>a &amp; b</p>")
+        link = entry.find(f"{ATOM}link")
+        assert link is not None
+        assert link.get("href", "").endswith(f"/public/orgs/{org.slug}/articles/fish")
+        assert b"<Chips>" not in response.content
+
+
+class TestOnARealPool:
+    async def test_reads_through_the_pool(self, committed_db: Database, settings: Settings) -> None:
+        async with committed_db.session() as session:
+            org = await create_organization(session)
+            for n in range(3):
+                await create_article(
+                    session, org, slug=f"a-{n}", status=ArticleStatus.published,
+                    published_at=clock.now() - timedelta(minutes=n),
+                )  # fmt: skip
+            await create_article(session, org, slug="draft")
+            await session.commit()
+        async for client in _client_for(create_app(settings, database=committed_db)):
+            items = await _walk(client, _url(org), limit=2)
+            assert [i["slug"] for i in items] == ["a-0", "a-1", "a-2"]
+            assert (await client.get(_url(org, "articles/a-1"))).json()["slug"] == "a-1"
+            assert (await client.get(_url(org, "articles/draft"))).status_code == 404
+            assert (await client.get(_url(org, "feed.xml"))).status_code == 200
