@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from townsquare.config import Settings
 from townsquare.db import SessionSource
 
-DUTY_MODULES: tuple[str, ...] = ("townsquare.auth.duties", "townsquare.email.duties")
+DUTY_MODULES: tuple[str, ...] = (
+    "townsquare.auth.duties",
+    "townsquare.cms.duties",
+    "townsquare.email.duties",
+)
 """Modules imported by the runner so that their `@duty` decorators register."""
 
 
