@@ -23,7 +23,7 @@ from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from townsquare.config import Settings
 from townsquare.db import SessionSource, transaction
@@ -99,7 +99,7 @@ def retry_delay(attempts: int, settings: Settings) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def _due(now: datetime) -> object:
+def _due(now: datetime) -> ColumnElement[bool]:
     return or_(
         and_(OutboxEmail.status == EmailStatus.pending, OutboxEmail.next_attempt_at <= now),
         and_(OutboxEmail.status == EmailStatus.sending, OutboxEmail.locked_until < now),
@@ -139,7 +139,7 @@ async def claim_batch(
         )
         candidates = (
             select(OutboxEmail.id)
-            .where(_due(now))  # type: ignore[arg-type]
+            .where(_due(now))
             .order_by(OutboxEmail.next_attempt_at)
             .limit(limit or settings.WORKER_BATCH_SIZE)
             .with_for_update(skip_locked=True)
