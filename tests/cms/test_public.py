@@ -193,6 +193,18 @@ class TestUnavailable:
             unknown = f"/api/v1/public/orgs/no-such-org/{rest}"
             assert (await client.get(unknown)).status_code == 404, rest
 
+    async def test_odd_paths_and_params_never_fail(
+        self, client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        for url, params in (
+            (_url(org, "articles/%00"), {}),
+            ("/api/v1/public/orgs/%00/articles", {}),
+            (_url(org), {"tag": "\x00"}),
+            (_url(org), {"category": "a b"}),
+        ):
+            response = await client.get(url, params=params)
+            assert response.status_code in (404, 422), (url, response.status_code)
+
     async def test_empty_org_lists_nothing(
         self, client: httpx.AsyncClient, org: Organization
     ) -> None:

@@ -103,6 +103,21 @@ class TestCreate:
         )
         assert response.status_code == 422
 
+    async def test_control_characters_and_out_of_range_numbers_are_422(
+        self, editor_client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        bad = [
+            editor_client.post(_url(org, "articles"), json={"title": "a\x00b"}),
+            editor_client.post(_url(org, "articles"), json={"title": "x", "excerpt": "\x00"}),
+            editor_client.post(_url(org, "tags"), json={"name": "a\x01"}),
+            editor_client.get(_url(org, "articles"), params={"q": "a\x00"}),
+            editor_client.get(_url(org, "articles"), params={"tag": "Not A Slug"}),
+            editor_client.post(_url(org, f"articles/{uuid.uuid4()}/revisions/{2**40}/restore")),
+        ]
+        for call in bad:
+            response = await call
+            assert response.status_code == 422, response.text
+
     async def test_xss_bodies_are_sanitized(
         self, editor_client: httpx.AsyncClient, org: Organization
     ) -> None:

@@ -19,10 +19,14 @@ from townsquare.db import TransactionalRoute
 from townsquare.errors import NotFound
 from townsquare.kit import clock
 from townsquare.kit.pagination import InvalidCursor
+from townsquare.kit.slugs import SLUG_PATTERN
 
 router = APIRouter(prefix="/public/orgs/{org}", tags=["public"], route_class=TransactionalRoute)
 
-OrgSlug = Annotated[str, Path(max_length=64, description="The organization's slug.")]
+OrgSlug = Annotated[
+    str, Path(max_length=64, pattern=r"^[^\x00-\x1f]+$", description="The organization's slug.")
+]
+ArticleSlug = Annotated[str, Path(max_length=200, pattern=SLUG_PATTERN)]
 JSON_MEDIA_TYPE = "application/json"
 ATOM_MEDIA_TYPE = "application/atom+xml"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -46,8 +50,12 @@ async def list_public_articles(
     org: OrgSlug,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=public.MAX_LIMIT)] = public.DEFAULT_LIMIT,
-    category: Annotated[str | None, Query(max_length=100, description="Category slug")] = None,
-    tag: Annotated[str | None, Query(max_length=64, description="Tag slug")] = None,
+    category: Annotated[
+        str | None, Query(max_length=100, pattern=SLUG_PATTERN, description="Category slug")
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=64, pattern=SLUG_PATTERN, description="Tag slug")
+    ] = None,
 ) -> Response:
     """Published articles, newest first, by cursor (`next_cursor` until it is null)."""
     async with public.reader(request.app.state.database) as db:
@@ -67,9 +75,7 @@ async def list_public_articles(
     response_model=PublicArticle,
     responses={404: {"description": "No such published article"}},
 )
-async def get_public_article(
-    request: Request, org: OrgSlug, slug: Annotated[str, Path(max_length=200)]
-) -> Response:
+async def get_public_article(request: Request, org: OrgSlug, slug: ArticleSlug) -> Response:
     """One published article with its sanitized HTML body."""
     async with public.reader(request.app.state.database) as db:
         article = await public.get_article(db, org, slug)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from townsquare.cms import service
 from townsquare.cms.deps import CmsEditor, IfMatchVersion
@@ -37,6 +37,7 @@ from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.errors import AppError, field_error
 from townsquare.kit.pagination import Page, PageParams, page_params
+from townsquare.kit.slugs import SLUG_PATTERN
 
 router = APIRouter(prefix="/orgs/{org}", tags=["cms"], route_class=TransactionalRoute)
 
@@ -119,10 +120,17 @@ async def list_articles(
     session: DbSession,
     paging: Paging,
     status: ArticleStatus | None = None,
-    category: Annotated[str | None, Query(max_length=100, description="Category slug")] = None,
-    tag: Annotated[str | None, Query(max_length=64, description="Tag slug")] = None,
+    category: Annotated[
+        str | None, Query(max_length=100, pattern=SLUG_PATTERN, description="Category slug")
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=64, pattern=SLUG_PATTERN, description="Tag slug")
+    ] = None,
     author: Annotated[uuid.UUID | None, Query(description="Author's user id")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Words in the title")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=r"^[^\x00-\x1f]*$", description="Words in the title"),
+    ] = None,
 ) -> Page[ArticleSummary]:
     """Articles of every status, most recently changed first."""
     views, total = await service.list_articles(
@@ -143,7 +151,10 @@ async def list_articles(
 
 @router.get("/articles/by-slug/{slug}", response_model=ArticleOut)
 async def get_article_by_slug(
-    ctx: CmsEditor, slug: str, session: DbSession, response: Response
+    ctx: CmsEditor,
+    slug: Annotated[str, Path(max_length=200, pattern=SLUG_PATTERN)],
+    session: DbSession,
+    response: Response,
 ) -> ArticleOut:
     """One article by its slug, whatever its status."""
     article = await service.get_article_by_slug(session, ctx.org.id, slug)
@@ -284,7 +295,7 @@ async def list_revisions(
 async def restore_revision(
     ctx: CmsEditor,
     article_id: uuid.UUID,
-    number: int,
+    number: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: DbSession,
     settings: AppSettings,
     response: Response,

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from townsquare.cms.enums import ArticleStatus, RevisionReason
 from townsquare.cms.models import (
@@ -23,16 +23,41 @@ from townsquare.kit.slugs import SLUG_PATTERN
 
 MAX_TAGS_PER_ARTICLE = 50
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
-Excerpt = Annotated[str, StringConstraints(strip_whitespace=True, max_length=EXCERPT_MAX)]
+
+def _single_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _plain_text(value: str) -> str:
+    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters other than tabs and newlines")
+    return value
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
+    AfterValidator(_single_line),
+]
+Excerpt = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=EXCERPT_MAX),
+    AfterValidator(_plain_text),
+]
 Body = Annotated[str, StringConstraints(max_length=BODY_MAX)]
 ArticleSlug = Annotated[str, StringConstraints(max_length=SLUG_MAX, pattern=SLUG_PATTERN)]
 CategoryName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=CATEGORY_NAME_MAX)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=CATEGORY_NAME_MAX),
+    AfterValidator(_single_line),
 ]
 CategorySlug = Annotated[str, StringConstraints(max_length=CATEGORY_SLUG_MAX, pattern=SLUG_PATTERN)]
 TagName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_NAME_MAX)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_NAME_MAX),
+    AfterValidator(_single_line),
 ]
 TagSlug = Annotated[str, StringConstraints(max_length=TAG_SLUG_MAX, pattern=SLUG_PATTERN)]
 
