@@ -60,6 +60,9 @@ def create_app(
             if worker is not None:
                 await worker.stop()
             await close_rate_limiter(app)
+            from townsquare.cms.public import close_read_pool
+
+            await close_read_pool(app)
             if owned is not None:
                 await owned.dispose()
 

@@ -8,6 +8,7 @@ and the response body serialized once with `json.dumps`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -16,11 +17,13 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]
+from pydantic_core import to_json
 from sqlalchemy import JSON, Select, Table, and_, bindparam, func, select, tuple_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.util.concurrency import greenlet_spawn
+from starlette.datastructures import State
+from starlette.requests import Request
 
 from townsquare.auth.models import User
 from townsquare.cms.enums import ArticleStatus
@@ -59,13 +62,14 @@ _public_org_id = (
 
 
 def _tags_json(dialect: str) -> ColumnElement[Any]:
-    """The article's tags as a JSON array of `[slug, name]` pairs, or NULL when none."""
+    """The article's tags as a JSON array of `{"slug", "name"}` objects (NULL when none
+    on PostgreSQL), rendered by the database so that Python only parses it."""
     if dialect == "postgresql":
-        pair = func.json_build_array(tags.c.slug, tags.c.name)
-        agg = func.json_agg(pair, type_=JSON)
+        tag = func.json_build_object("slug", tags.c.slug, "name", tags.c.name)
+        agg = func.json_agg(tag, type_=JSON)
     else:
-        pair = func.json_array(tags.c.slug, tags.c.name)
-        agg = func.json_group_array(pair, type_=JSON)
+        tag = func.json_object("slug", tags.c.slug, "name", tags.c.name)
+        agg = func.json_group_array(tag, type_=JSON)
     return (
         select(agg)
         .select_from(article_tags.join(tags, tags.c.id == article_tags.c.tag_id))
@@ -215,60 +219,136 @@ class _DriverStatement:
 _driver_statements: dict[int, _DriverStatement] = {}
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
 class Reader:
-    """Runs the prebuilt statements. On PostgreSQL it hands their SQL, compiled once,
-    straight to asyncpg outside any transaction: one round trip per read and no result
-    processing in SQLAlchemy. Elsewhere (SQLite) it executes them through SQLAlchemy Core."""
+    """Runs the prebuilt statements of one request.
+
+    On PostgreSQL it hands their SQL, compiled once, straight to asyncpg outside any
+    transaction: one round trip per read, no result processing in SQLAlchemy. With a
+    read pool, a connection that turns out dead (the database restarted) is replaced
+    and the read tried once more. On SQLite it executes them through SQLAlchemy Core."""
 
     def __init__(
-        self, dialect: Dialect, *, driver: Any = None, connection: AsyncConnection | None = None
+        self,
+        dialect: Dialect,
+        *,
+        pool: asyncpg.Pool | None = None,
+        driver: Any = None,
+        connection: AsyncConnection | None = None,
     ) -> None:
         self.dialect = dialect
+        self.pool = pool
         self.driver = driver
         self.connection = connection
         self.statements = statements(dialect.name)
 
     async def all(self, stmt: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
-        if self.driver is None:
-            assert self.connection is not None
+        if self.connection is not None:
             result = await self.connection.execute(stmt, params)
             mapped: Sequence[Any] = result.mappings().all()
             return mapped
         compiled = _driver_statements.get(id(stmt))
         if compiled is None:
             compiled = _driver_statements[id(stmt)] = _DriverStatement(stmt, self.dialect)
-        rows: Sequence[Any] = await self.driver.fetch(compiled.sql, *compiled.args(params))
-        return rows
+        args = compiled.args(params)
+        if self.pool is None:
+            rows: Sequence[Any] = await self.driver.fetch(compiled.sql, *args)
+            return rows
+        for attempt in range(2):
+            if self.driver is None:
+                self.driver = await self.pool.acquire()
+            try:
+                rows = await self.driver.fetch(compiled.sql, *args)
+                return rows
+            except _CONNECTION_ERRORS:
+                await self._release()
+                if attempt:
+                    raise
+                self.pool.expire_connections()
+        raise AssertionError("unreachable")
 
     async def first(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
         rows = await self.all(stmt, params)
         return rows[0] if rows else None
 
+    async def _release(self) -> None:
+        if self.pool is not None and self.driver is not None:
+            driver, self.driver = self.driver, None
+            await self.pool.release(driver)
 
-class DatabaseUnavailable(ServiceUnavailable):
-    code = "database_unavailable"
+
+# --- the read pool -------------------------------------------------------------------------
+
+_POOL = "cms_read_pool"
+_POOL_LOCK = "cms_read_pool_lock"
 
 
-_CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+async def _keep_connection(_connection: asyncpg.Connection) -> None:
+    # Public reads are single autocommit SELECTs: nothing to reset between borrowers,
+    # so a connection goes back to the pool without the reset round trip.
+    return None
+
+
+async def _read_pool(state: State, database: Database) -> asyncpg.Pool:
+    """The app's asyncpg pool for public reads, opened on first use."""
+    pool: asyncpg.Pool | None = getattr(state, _POOL, None)
+    if pool is not None:
+        return pool
+    lock: asyncio.Lock | None = getattr(state, _POOL_LOCK, None)
+    if lock is None:
+        lock = asyncio.Lock()
+        setattr(state, _POOL_LOCK, lock)
+    async with lock:
+        pool = getattr(state, _POOL, None)
+        if pool is None:
+            dsn = database.engine.url.set(drivername="postgresql")
+            pool = await asyncpg.create_pool(
+                dsn.render_as_string(hide_password=False),
+                min_size=1,
+                max_size=database.settings.DATABASE_POOL_SIZE,
+                reset=_keep_connection,
+            )
+            setattr(state, _POOL, pool)
+    return pool
+
+
+async def close_read_pool(app: Any) -> None:
+    """Close the app's public read pool (called when the app shuts down)."""
+    pool: asyncpg.Pool | None = getattr(app.state, _POOL, None)
+    if pool is not None:
+        setattr(app.state, _POOL, None)
+        await pool.close()
 
 
 @asynccontextmanager
-async def reader(source: SessionSource) -> AsyncIterator[Reader]:
-    """A `Reader` for one request's reads.
+async def reader(request: Request) -> AsyncIterator[Reader]:
+    """A `Reader` for the request's reads.
 
-    On a PostgreSQL `Database` it borrows a connection from SQLAlchemy's pool without
-    SQLAlchemy's per-connection machinery (which costs more than the query); a connection
-    that broke is invalidated so the pool replaces it. Tests' rolled-back databases and
-    SQLite read through a read session."""
+    With a PostgreSQL `Database` it reads through the app's own asyncpg pool: borrowing
+    from SQLAlchemy's pool (with its pre-ping) costs more than the query itself. Tests'
+    rolled-back databases and SQLite read through a read session."""
+    source: SessionSource = request.app.state.database
     if isinstance(source, Database) and not source.is_sqlite:
-        pooled = await source.engine.raw_connection()
         try:
-            yield Reader(source.engine.dialect, driver=pooled.driver_connection)
+            pool = await _read_pool(request.app.state, source)
+            db = Reader(source.engine.dialect, pool=pool)
+            try:
+                yield db
+            finally:
+                await db._release()
         except _CONNECTION_ERRORS as exc:
-            await greenlet_spawn(pooled.invalidate, exc)
             raise DatabaseUnavailable() from exc
-        finally:
-            await greenlet_spawn(pooled.close)
         return
     session = source.session(write=False)
     try:
@@ -289,11 +369,20 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _slug(tag: dict[str, str]) -> str:
+    return tag["slug"]
+
+
 def _item(row: Any) -> dict[str, Any]:
-    """The public JSON object of a row (an asyncpg Record or a SQLAlchemy Row mapping)."""
-    tag_pairs = row["tags"]
-    if isinstance(tag_pairs, str):
-        tag_pairs = json.loads(tag_pairs)
+    """The public JSON object of a row (an asyncpg Record or a SQLAlchemy Row mapping);
+    times are left for `dumps` to render."""
+    found = row["tags"]
+    if isinstance(found, str):
+        found = json.loads(found)
+    if not found:
+        found = []
+    elif len(found) > 1:
+        found.sort(key=_slug)
     author_id = row["author_id"]
     category_slug = row["category_slug"]
     return {
@@ -301,19 +390,20 @@ def _item(row: Any) -> dict[str, Any]:
         "slug": row["slug"],
         "title": row["title"],
         "excerpt": row["excerpt"],
-        "published_at": iso(row["published_at"]),
+        "published_at": row["published_at"],
         "author": {"id": str(author_id), "display_name": row["author_name"]}
         if author_id is not None and row["author_name"] is not None
         else None,
         "category": {"slug": category_slug, "name": row["category_name"]}
         if category_slug is not None
         else None,
-        "tags": [{"slug": s, "name": n} for s, n in sorted(tag_pairs)] if tag_pairs else [],
+        "tags": found,
     }
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """JSON bytes, with UUIDs and UTC times rendered as pydantic renders them elsewhere."""
+    return to_json(value)
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ async def list_public_articles(
     ] = None,
 ) -> Response:
     """Published articles, newest first, by cursor (`next_cursor` until it is null)."""
-    async with public.reader(request.app.state.database) as db:
+    async with public.reader(request) as db:
         try:
             page = await public.list_articles(
                 db, org, limit=limit, cursor=cursor, category=category, tag=tag
@@ -77,7 +77,7 @@ async def list_public_articles(
 )
 async def get_public_article(request: Request, org: OrgSlug, slug: ArticleSlug) -> Response:
     """One published article with its sanitized HTML body."""
-    async with public.reader(request.app.state.database) as db:
+    async with public.reader(request) as db:
         article = await public.get_article(db, org, slug)
     if article is None:
         raise PublicNotFound()
@@ -94,7 +94,7 @@ async def get_public_article(request: Request, org: OrgSlug, slug: ArticleSlug) 
 )
 async def public_feed(request: Request, org: OrgSlug) -> Response:
     """The newest published articles as an Atom feed."""
-    async with public.reader(request.app.state.database) as db:
+    async with public.reader(request) as db:
         found = await public.org_is_public(db, org)
         if found is None:
             raise PublicNotFound()
