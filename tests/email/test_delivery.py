@@ -52,6 +52,7 @@ class TestFileBackend:
     ) -> None:
         settings = make_settings(EMAIL_BACKEND="file", EMAIL_FILE_DIR=tmp_path)
         row = await _enqueue(session)
+        app_clock.travel(timedelta(minutes=1))
 
         assert await deliver_batch(db, settings, worker_id="test") == 1
 
@@ -67,6 +68,7 @@ class TestFileBackend:
         assert sent.attempts == 1
         assert sent.sent_at is not None
         assert sent.provider_message_id == files[0].name
+        assert sent.updated_at >= row.created_at + timedelta(minutes=1)
         assert sent.locked_by is None
         assert await deliver_batch(db, settings, worker_id="test") == 0
 

@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, or_, select, update
 
 from townsquare.config import Settings
 from townsquare.db import SessionSource, transaction
@@ -191,39 +192,71 @@ Outcome = str | DeliveryError
 """What one attempt gave: the provider's message id, or why it failed."""
 
 
-def _outcome_values(email: ClaimedEmail, outcome: Outcome, settings: Settings) -> dict[str, object]:
+# Outcome statements, built once: each applies only while the batch still holds the lease.
+_LEASE_HELD = and_(
+    OutboxEmail.id == bindparam("b_id"),
+    OutboxEmail.locked_by == bindparam("b_token"),
+    OutboxEmail.status == EmailStatus.sending,
+)
+# The bodies may hold one-time links (verification, reset): they leave with the email.
+_RECORD_SENT = (
+    update(OutboxEmail)
+    .where(_LEASE_HELD)
+    .values(
+        status=EmailStatus.sent,
+        sent_at=bindparam("b_now"),
+        provider_message_id=bindparam("b_provider_id"),
+        last_error=None,
+        text_body="",
+        html_body=None,
+        locked_until=None,
+        locked_by=None,
+    )
+)
+_RECORD_FAILED = (
+    update(OutboxEmail)
+    .where(_LEASE_HELD)
+    .values(
+        status=EmailStatus.failed,
+        last_error=bindparam("b_error"),
+        text_body="",
+        html_body=None,
+        locked_until=None,
+        locked_by=None,
+    )
+)
+_RECORD_RETRY = (
+    update(OutboxEmail)
+    .where(_LEASE_HELD)
+    .values(
+        status=EmailStatus.pending,
+        last_error=bindparam("b_error"),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+        locked_until=None,
+        locked_by=None,
+    )
+)
+
+
+def _outcome_statement(
+    email: ClaimedEmail, outcome: Outcome, settings: Settings
+) -> tuple[Update, dict[str, Any]]:
+    now = clock.now()
     if not isinstance(outcome, DeliveryError):
-        # The bodies may hold one-time links (verification, reset): they leave with the email.
-        return {
-            "status": EmailStatus.sent,
-            "sent_at": clock.now(),
-            "provider_message_id": outcome[:MESSAGE_ID_MAX],
-            "last_error": None,
-            "text_body": "",
-            "html_body": None,
-        }
+        return _RECORD_SENT, {"b_now": now, "b_provider_id": outcome[:MESSAGE_ID_MAX]}
     reason = redact(outcome.reason, settings)
     if outcome.permanent or email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
         logger.warning(
             "outbox email failed for good",
             extra={"email_id": str(email.id), "attempts": email.attempts, "error": reason},
         )
-        return {
-            "status": EmailStatus.failed,
-            "last_error": reason,
-            "text_body": "",
-            "html_body": None,
-        }
+        return _RECORD_FAILED, {"b_error": reason}
     delay = retry_delay(email.attempts, settings)
     logger.info(
         "outbox email delivery failed; will retry",
         extra={"email_id": str(email.id), "attempts": email.attempts, "retry_in": round(delay)},
     )
-    return {
-        "status": EmailStatus.pending,
-        "last_error": reason,
-        "next_attempt_at": clock.now() + timedelta(seconds=delay),
-    }
+    return _RECORD_RETRY, {"b_error": reason, "b_next_attempt_at": now + timedelta(seconds=delay)}
 
 
 async def record_outcomes(
@@ -236,20 +269,13 @@ async def record_outcomes(
     email's lease; for each, whether it was recorded."""
     recorded: list[bool] = []
     async with transaction(db) as session:
+        connection = await session.connection()
         for email, outcome in outcomes:
-            result = await session.execute(
-                update(OutboxEmail)
-                .where(
-                    OutboxEmail.id == email.id,
-                    OutboxEmail.locked_by == token,
-                    OutboxEmail.status == EmailStatus.sending,
-                )
-                .values(
-                    locked_until=None, locked_by=None, **_outcome_values(email, outcome, settings)
-                )
-                .execution_options(synchronize_session=False)
+            statement, params = _outcome_statement(email, outcome, settings)
+            result = await connection.execute(
+                statement, {"b_id": email.id, "b_token": token, **params}
             )
-            recorded.append(result.rowcount == 1)  # type: ignore[attr-defined]
+            recorded.append(result.rowcount == 1)
     for (email, _), ok in zip(outcomes, recorded, strict=True):
         if not ok:
             logger.warning(
