@@ -8,6 +8,7 @@ DOMAIN_MODEL_MODULES: tuple[str, ...] = (
     "townsquare.auth.models",
     "townsquare.email.models",
     "townsquare.orgs.models",
+    "townsquare.cms.models",
 )
 
 
