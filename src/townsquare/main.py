@@ -14,6 +14,7 @@ from townsquare.errors import install_error_handlers
 from townsquare.health.router import router as health_router
 from townsquare.logs import configure_logging
 from townsquare.middleware import RequestContextMiddleware
+from townsquare.openapi import build_openapi
 from townsquare.ratelimit import close_rate_limiter
 
 API_PREFIX = "/api/v1"
@@ -90,6 +91,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(api_router())
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 
 

@@ -27,6 +27,14 @@ def _is_database_outage(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, FileNotFoundError)
 
 
+def _loggable_path(scope: Scope) -> str:
+    """The request path, with the route template instead when the path carries a secret."""
+    route_path = getattr(scope.get("route"), "path", "")
+    if "{token}" in route_path:
+        return str(route_path)
+    return str(scope["path"])
+
+
 class RequestContextMiddleware:
     """Gives every request an id (taken from `X-Request-ID` when sane), logs it, catches errors."""
 
@@ -88,15 +96,16 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
+                path = _loggable_path(scope)
                 access_logger.info(
                     "%s %s %s",
                     scope["method"],
-                    scope["path"],
+                    path,
                     status,
                     extra={
                         "request_id": request_id,
                         "method": scope["method"],
-                        "path": scope["path"],
+                        "path": path,
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                         "client": (scope.get("client") or ("", 0))[0],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from tests.conftest import _client_for, make_settings
 from townsquare.db import Database
@@ -35,3 +38,22 @@ class TestReadyz:
                 assert "nobody" not in response.text
         finally:
             await database.dispose()
+
+
+class TestAccessLog:
+    async def test_one_line_per_request_with_its_id(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.INFO, logger="townsquare.access"):
+            await client.get("/healthz", headers={"X-Request-ID": "log-me-1"})
+        lines = [r for r in caplog.records if r.name == "townsquare.access"]
+        assert len(lines) == 1
+        assert lines[0].request_id == "log-me-1"  # type: ignore[attr-defined]
+        assert lines[0].status == 200  # type: ignore[attr-defined]
+
+    async def test_tokens_in_paths_are_not_logged(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.INFO, logger="townsquare.access"):
+            await client.get("/api/v1/invitations/secret-token-value")
+        assert "secret-token-value" not in caplog.text
