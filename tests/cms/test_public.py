@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from xml.etree import ElementTree as ET
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import _client_for
+from tests.conftest import _client_for, make_settings, postgres_only
 from tests.factories import (
     create_article,
     create_category,
@@ -17,6 +19,7 @@ from tests.factories import (
     create_user,
 )
 from townsquare.cms.enums import ArticleStatus
+from townsquare.cms.public import READ_POOL_APPLICATION_NAME
 from townsquare.config import Settings
 from townsquare.db import Database
 from townsquare.kit import clock
@@ -234,6 +237,42 @@ class TestFeed:
         assert link is not None
         assert link.get("href", "").endswith(f"/public/orgs/{org.slug}/articles/fish")
         assert b"<Chips>" not in response.content
+
+
+class TestDatabaseTrouble:
+    async def test_unreachable_database_is_503(self) -> None:
+        settings = make_settings(DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
+        database = Database(settings)
+        try:
+            async for client in _client_for(create_app(settings, database=database)):
+                response = await client.get("/api/v1/public/orgs/acme/articles")
+                assert response.status_code == 503
+                assert response.json()["code"] == "database_unavailable"
+                assert "nobody" not in response.text
+        finally:
+            await database.dispose()
+
+    @postgres_only
+    async def test_dropped_connections_are_replaced_without_failing_a_request(
+        self, committed_db: Database, settings: Settings
+    ) -> None:
+        async with committed_db.session() as session:
+            org = await create_organization(session)
+            await create_article(session, org, slug="a", status=ArticleStatus.published)
+            await session.commit()
+        async for client in _client_for(create_app(settings, database=committed_db)):
+            assert (await client.get(_url(org, "articles/a"))).status_code == 200
+            async with committed_db.session() as session:
+                killed = await session.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND datname = current_database()"
+                    ),
+                    {"name": READ_POOL_APPLICATION_NAME},
+                )
+            assert killed
+            for _ in range(3):
+                assert (await client.get(_url(org, "articles/a"))).status_code == 200
 
 
 class TestOnARealPool:

@@ -223,11 +223,14 @@ class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
 
 
+# What a dropped or restarted database looks like from asyncpg: the connection is gone,
+# the server said it is shutting down, or the protocol broke off mid-message.
 _CONNECTION_ERRORS = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
-    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InternalClientError,
 )
 
 
@@ -272,24 +275,27 @@ class Reader:
                 rows = await self.driver.fetch(compiled.sql, *args)
                 return rows
             except _CONNECTION_ERRORS:
-                await self._release()
+                await self._release(broken=True)
                 if attempt:
                     raise
-                self.pool.expire_connections()
+                await self.pool.expire_connections()
         raise AssertionError("unreachable")
 
     async def first(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
         rows = await self.all(stmt, params)
         return rows[0] if rows else None
 
-    async def _release(self) -> None:
+    async def _release(self, *, broken: bool = False) -> None:
         if self.pool is not None and self.driver is not None:
             driver, self.driver = self.driver, None
+            if broken:
+                driver.terminate()
             await self.pool.release(driver)
 
 
 # --- the read pool -------------------------------------------------------------------------
 
+READ_POOL_APPLICATION_NAME = "townsquare-public-reads"
 _POOL = "cms_read_pool"
 _POOL_LOCK = "cms_read_pool_lock"
 
@@ -318,6 +324,7 @@ async def _read_pool(state: State, database: Database) -> asyncpg.Pool:
                 min_size=1,
                 max_size=database.settings.DATABASE_POOL_SIZE,
                 reset=_keep_connection,
+                server_settings={"application_name": READ_POOL_APPLICATION_NAME},
             )
             setattr(state, _POOL, pool)
     return pool
