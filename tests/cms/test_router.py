@@ -229,6 +229,7 @@ class TestStatusChanges:
         again = await editor_client.post(f"{url}/publish")
         assert again.status_code == 409
         assert again.json()["code"] == "invalid_status_transition"
+        assert (again.json()["status"], again.json()["article_status"]) == (409, "published")
         archived = await editor_client.post(f"{url}/archive")
         assert archived.json()["status"] == "archived"
         draft = await editor_client.post(f"{url}/unpublish")

@@ -701,8 +701,8 @@ async def update_article(
 def _transition(article: Article, allowed_from: set[ArticleStatus], target: str) -> None:
     if article.status not in allowed_from:
         raise InvalidStatusTransition(
-            f"A {article.status.value} article cannot be {target}.",
-            extra={"status": article.status.value},
+            f"The article is {article.status.value}; it cannot be {target}.",
+            extra={"article_status": article.status.value},
         )
 
 
