@@ -30,6 +30,7 @@ ArticleSlug = Annotated[str, Path(max_length=200, pattern=SLUG_PATTERN)]
 JSON_MEDIA_TYPE = "application/json"
 ATOM_MEDIA_TYPE = "application/atom+xml"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+ET.register_namespace("", ATOM_NS)
 
 
 class PublicNotFound(NotFound):
@@ -101,7 +102,6 @@ async def public_feed(request: Request, org: OrgSlug) -> Response:
         rows = await public.feed_entries(db, org)
     base = request.app.state.settings.PUBLIC_URL.rstrip("/")
     feed_url = f"{base}/api/v1/public/orgs/{org}/feed.xml"
-    ET.register_namespace("", ATOM_NS)
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
     _text(feed, "id", feed_url)
     _text(feed, "title", found[1])
