@@ -10,6 +10,7 @@ compiled once, run straight on asyncpg connections of a read pool of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -315,7 +316,9 @@ class Reader:
         if self.pool is not None and self.driver is not None:
             driver, self.driver = self.driver, None
             if broken:
-                driver.terminate()
+                # asyncpg hands a connection back by itself when it notices the loss.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    driver.terminate()
             await self.pool.release(driver)
 
 
