@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.conftest import postgres_only
 from tests.factories import (
     create_article,
     create_category,
@@ -19,7 +21,8 @@ from tests.factories import (
 from townsquare.auth.models import User
 from townsquare.cms import service
 from townsquare.cms.enums import ArticleStatus, RevisionReason
-from townsquare.cms.models import Article, ArticleRevision, ArticleTag
+from townsquare.cms.models import Article, ArticleRevision, ArticleTag, Category
+from townsquare.db import Database, transaction
 from townsquare.errors import UnprocessableEntity
 from townsquare.kit import clock
 from townsquare.orgs.models import AuditLogEntry, Organization
@@ -420,3 +423,31 @@ class TestListArticles:
     async def test_unknown_id_is_not_found(self, session: AsyncSession, org: Organization) -> None:
         with pytest.raises(service.ArticleNotFound):
             await service.get_article(session, org.id, uuid.uuid4())
+
+
+@postgres_only
+class TestConcurrentReparenting:
+    async def test_two_moves_cannot_close_a_loop(self, committed_db: Database) -> None:
+        async with committed_db.session() as session:
+            org = await create_organization(session)
+            a = await create_category(session, org, slug="a")
+            b = await create_category(session, org, slug="b")
+            await session.commit()
+
+        async def move(child: uuid.UUID, parent: uuid.UUID) -> str:
+            try:
+                async with transaction(committed_db) as session:
+                    await service.update_category(session, org.id, child, {"parent_id": parent})
+                    await asyncio.sleep(0.05)
+            except service.CategoryCycle:
+                return "cycle"
+            return "moved"
+
+        outcomes = await asyncio.gather(move(a.id, b.id), move(b.id, a.id))
+        assert sorted(outcomes) == ["cycle", "moved"]
+        async with committed_db.session() as session:
+            rows = await session.execute(
+                select(Category.id, Category.parent_id).where(Category.organization_id == org.id)
+            )
+            parents = dict(rows.tuples().all())
+        assert None in parents.values()
