@@ -449,5 +449,5 @@ class TestConcurrentReparenting:
             rows = await session.execute(
                 select(Category.id, Category.parent_id).where(Category.organization_id == org.id)
             )
-            parents = dict(rows.tuples().all())
+            parents = {row.id: row.parent_id for row in rows}
         assert None in parents.values()
