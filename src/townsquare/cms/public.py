@@ -250,13 +250,15 @@ class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
 
 
-# What a dropped or restarted database looks like from asyncpg: the connection is gone,
-# the server said it is shutting down, or the protocol broke off mid-message.
+# What a dropped, restarted or saturated database looks like from asyncpg: the
+# connection is gone, the server is shutting down or out of connection slots, or the
+# protocol broke off mid-message.
 _CONNECTION_ERRORS = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
     asyncpg.InternalClientError,
 )
 
