@@ -17,13 +17,27 @@ error_logger = logging.getLogger("townsquare.errors")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+# SQLSTATE classes that mean "the database cannot serve now", not "the request is wrong":
+# connection exceptions, insufficient resources (too many clients), operator intervention.
+_OUTAGE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
 def _is_database_outage(exc: BaseException) -> bool:
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        if sqlstate.startswith(_OUTAGE_SQLSTATE_PREFIXES):
+            return True
+        cause = getattr(orig, "__cause__", None)
+        sqlstate = str(getattr(cause, "sqlstate", None) or "")
+        if sqlstate.startswith(_OUTAGE_SQLSTATE_PREFIXES):
+            return True
     return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, FileNotFoundError)
 
 

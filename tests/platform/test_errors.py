@@ -6,6 +6,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import RolledBackDatabase, _client_for
 from townsquare.config import Settings
@@ -41,8 +42,16 @@ def _app_with_probe_routes(db: RolledBackDatabase, settings: Settings) -> FastAP
     async def boom() -> None:
         raise RuntimeError("password=hunter2 SELECT * FROM secrets")
 
+    @router.get("/too-many-clients")
+    async def too_many_clients() -> None:
+        raise DBAPIError("SELECT 1", {}, _TooManyConnections("sorry, too many clients already"))
+
     app.include_router(router)
     return app
+
+
+class _TooManyConnections(Exception):
+    sqlstate = "53300"
 
 
 @pytest.fixture
@@ -93,6 +102,15 @@ class TestProblemJson:
         assert "Traceback" not in text
         assert "hunter2" not in text
         assert "SELECT" not in text
+
+
+class TestDatabaseOutage:
+    async def test_database_out_of_connections_is_503(self, probe: httpx.AsyncClient) -> None:
+        response = await probe.get("/api/v1/probe/too-many-clients")
+        body = _assert_problem(response, 503, "service_unavailable")
+        assert "too many clients" not in response.text
+        assert response.headers["retry-after"] == "5"
+        assert body["request_id"]
 
 
 class TestRequestId:
