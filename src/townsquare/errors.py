@@ -124,6 +124,9 @@ _STATUS_CODES = {
 }
 
 
+_STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "request_id"})
+
+
 def problem(
     status: int,
     code: str,
@@ -146,7 +149,9 @@ def problem(
         if request_id:
             body["request_id"] = request_id
     if extra:
-        body.update(extra)
+        # Extension members add to the problem; they never replace its standard members
+        # (a domain error's `extra={"status": ...}` would otherwise break the body's schema).
+        body.update((key, value) for key, value in extra.items() if key not in _STANDARD_MEMBERS)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -14,6 +14,7 @@ from townsquare.auth.deps import CurrentUser
 from townsquare.auth.models import User
 from townsquare.db import DbSession
 from townsquare.errors import Forbidden, NotFound
+from townsquare.kit.slugs import is_valid_slug
 from townsquare.orgs.enums import MemberRole, Module, Permission
 from townsquare.orgs.models import Membership, Organization, OrganizationModule
 from townsquare.orgs.permissions import role_has
@@ -64,6 +65,10 @@ class OrgGuard:
         user: CurrentUser,
         org: Annotated[str, Path(description="The organization's slug.", max_length=64)],
     ) -> OrgContext:
+        if not is_valid_slug(org):
+            # No organization has such a slug; and PostgreSQL refuses some characters
+            # (NUL) in a query parameter outright, which must not become a 500.
+            raise OrganizationNotFound()
         row = (
             await session.execute(
                 select(Organization, Membership)
