@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from xml.etree import ElementTree as ET
 
@@ -22,6 +23,7 @@ from townsquare.cms.public import READ_POOL_APPLICATION_NAME
 from townsquare.config import Settings
 from townsquare.db import Database
 from townsquare.kit import clock
+from townsquare.kit.pagination import encode_cursor
 from townsquare.main import create_app
 from townsquare.orgs.enums import Module
 from townsquare.orgs.models import Organization
@@ -178,10 +180,17 @@ class TestCursorPaging:
     ) -> None:
         assert (await client.get(_url(org), params={"limit": 101})).status_code == 422
         assert (await client.get(_url(org), params={"limit": 0})).status_code == 422
-        for cursor in ("not-a-cursor!", "eyJ4IjoxfQ"):
-            response = await client.get(_url(org), params={"cursor": cursor})
-            assert response.status_code == 400
-            assert response.json()["code"] == "invalid_cursor"
+        crafted = [
+            encode_cursor({"p": "0001-01-01T00:00:00+14:00", "i": str(uuid.UUID(int=0))}),
+            encode_cursor({"p": "9999-12-31T23:59:59-14:00", "i": str(uuid.UUID(int=0))}),
+            encode_cursor({"p": "2020-01-01T00:00:00+00:00", "i": 5}),
+            encode_cursor({"p": "2020-01-01T00:00:00", "i": str(uuid.UUID(int=0))}),
+        ]
+        for cursor in ("not-a-cursor!", "eyJ4IjoxfQ", *crafted):
+            for params in ({}, {"tag": "t"}, {"category": "c"}):
+                response = await client.get(_url(org), params={"cursor": cursor, **params})
+                assert response.status_code == 400
+                assert response.json()["code"] == "invalid_cursor"
 
 
 class TestUnavailable:

@@ -469,13 +469,18 @@ class BadCursor(ValueError):
 
 def _cursor_values(cursor: str) -> tuple[datetime, uuid.UUID]:
     values = decode_cursor(cursor)
-    try:
-        published_at = datetime.fromisoformat(values["p"])
-        article_id = uuid.UUID(values["i"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadCursor() from exc
-    if published_at.tzinfo is None:
+    published, article = values.get("p"), values.get("i")
+    if not isinstance(published, str) or not isinstance(article, str):
         raise BadCursor()
+    try:
+        published_at = datetime.fromisoformat(published)
+        article_id = uuid.UUID(article)
+        if published_at.tzinfo is None:
+            raise BadCursor()
+        # Out-of-range offsets (year 1 at +14:00) overflow here, not in the database.
+        published_at = published_at.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadCursor() from exc
     return published_at, article_id
 
 
