@@ -45,3 +45,8 @@ test-postgres: $(STAMP)
 	fi
 
 test: lint test-sqlite test-postgres
+
+# Public CMS reads, Townsquare vs the raw floor server (PostgreSQL, wrk): see bench/README.md.
+# Extra flags: make bench BENCH_ARGS="--repeat 3 --articles 1000000 --url ..."
+bench: $(STAMP)
+	$(BIN)/python bench/cms_public.py $(BENCH_ARGS)
