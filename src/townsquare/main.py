@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -75,6 +76,9 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # Townsquare configures no OpenTelemetry provider; without this every request
+        # still asks the global providers whether one exists (measured on the hot path).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     if database is not None:
@@ -99,4 +103,9 @@ def app_from_env() -> FastAPI:
     """Entry point for uvicorn (`townsquare.main:app_from_env`, factory mode)."""
     settings = get_settings()
     configure_logging(json_lines=settings.json_logs, level=settings.LOG_LEVEL)
-    return create_app(settings)
+    app = create_app(settings)
+    # The loaded app's long-lived objects (metadata, routes, schemas) leave the cyclic
+    # collector's generations, so a full collection no longer stalls requests in flight.
+    gc.collect()
+    gc.freeze()
+    return app
