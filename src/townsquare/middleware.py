@@ -109,7 +109,7 @@ class RequestContextMiddleware:
                 )
             await response(scope, receive, send_with_id)
         finally:
-            if scope["type"] == "http":
+            if scope["type"] == "http" and access_logger.isEnabledFor(logging.INFO):
                 path = _loggable_path(scope)
                 access_logger.info(
                     "%s %s %s",
