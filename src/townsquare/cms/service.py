@@ -706,6 +706,32 @@ def _transition(article: Article, allowed_from: set[ArticleStatus], target: str)
         )
 
 
+async def _record_status_change(
+    session: AsyncSession,
+    article: Article,
+    *,
+    actor_id: uuid.UUID | None,
+    action: str,
+    data: dict[str, Any],
+    revision_kept: int | None = None,
+) -> None:
+    """Save a status change: version bump, public mirror, a revision when asked, audit."""
+    _touch(article)
+    await session.flush()
+    await _mirror_publication(session, article)
+    if revision_kept is not None:
+        await _write_revision(session, article, RevisionReason.published, actor_id, revision_kept)
+    await orgs_service.record_audit(
+        session,
+        organization_id=article.organization_id,
+        actor_id=actor_id,
+        action=action,
+        target_type="article",
+        target_id=article.id,
+        data={"slug": article.slug, **data},
+    )
+
+
 async def _set_published(
     session: AsyncSession,
     article: Article,
@@ -718,18 +744,13 @@ async def _set_published(
     article.status = ArticleStatus.published
     article.published_at = published_at
     article.scheduled_publish_at = None
-    _touch(article)
-    await session.flush()
-    await _mirror_publication(session, article)
-    await _write_revision(session, article, RevisionReason.published, actor_id, revisions_kept)
-    await orgs_service.record_audit(
+    await _record_status_change(
         session,
-        organization_id=article.organization_id,
+        article,
         actor_id=actor_id,
         action="article.published",
-        target_type="article",
-        target_id=article.id,
-        data={"slug": article.slug, "scheduled": scheduled},
+        data={"scheduled": scheduled},
+        revision_kept=revisions_kept,
     )
 
 
@@ -773,17 +794,12 @@ async def unpublish_article(
     article.status = ArticleStatus.draft
     article.published_at = None
     article.scheduled_publish_at = None
-    _touch(article)
-    await session.flush()
-    await _mirror_publication(session, article)
-    await orgs_service.record_audit(
+    await _record_status_change(
         session,
-        organization_id=organization_id,
+        article,
         actor_id=actor_id,
         action="article.unpublished",
-        target_type="article",
-        target_id=article.id,
-        data={"slug": article.slug, "from": previous.value},
+        data={"from": previous.value},
     )
     return article
 
@@ -808,17 +824,12 @@ async def schedule_article(
     article.status = ArticleStatus.scheduled
     article.scheduled_publish_at = publish_at
     article.published_at = None
-    _touch(article)
-    await session.flush()
-    await _mirror_publication(session, article)
-    await orgs_service.record_audit(
+    await _record_status_change(
         session,
-        organization_id=organization_id,
+        article,
         actor_id=actor_id,
         action="article.scheduled",
-        target_type="article",
-        target_id=article.id,
-        data={"slug": article.slug, "publish_at": publish_at.isoformat()},
+        data={"publish_at": publish_at.isoformat()},
     )
     return article
 
@@ -837,17 +848,12 @@ async def archive_article(
     previous = article.status
     article.status = ArticleStatus.archived
     article.scheduled_publish_at = None
-    _touch(article)
-    await session.flush()
-    await _mirror_publication(session, article)
-    await orgs_service.record_audit(
+    await _record_status_change(
         session,
-        organization_id=organization_id,
+        article,
         actor_id=actor_id,
         action="article.archived",
-        target_type="article",
-        target_id=article.id,
-        data={"slug": article.slug, "from": previous.value},
+        data={"from": previous.value},
     )
     return article
 
