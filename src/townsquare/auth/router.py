@@ -12,6 +12,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth import service
 from townsquare.auth.deps import (
@@ -102,6 +103,22 @@ def _signed_in(user: User, issued: IssuedSession) -> SignedIn:
 # --- accounts and sign-in ----------------------------------------------------------------
 
 
+async def _open_session(
+    request: Request, response: Response, session: AsyncSession, settings: Settings, user: User
+) -> SignedIn:
+    """A fresh session for `user` (replacing the caller's old one), cookies set on `response`."""
+    issued = await service.sign_in(
+        session,
+        settings,
+        user,
+        previous_token=request.cookies.get(settings.SESSION_COOKIE_NAME),
+        user_agent=_user_agent(request),
+        ip=client_ip(request),
+    )
+    _set_session_cookies(response, settings, issued)
+    return _signed_in(user, issued)
+
+
 @router.post(
     "/register",
     response_model=SignedIn,
@@ -130,16 +147,7 @@ async def register(
         display_name=body.display_name,
         timezone=body.timezone,
     )
-    issued = await service.sign_in(
-        session,
-        settings,
-        user,
-        previous_token=request.cookies.get(settings.SESSION_COOKIE_NAME),
-        user_agent=_user_agent(request),
-        ip=client_ip(request),
-    )
-    _set_session_cookies(response, settings, issued)
-    return _signed_in(user, issued)
+    return await _open_session(request, response, session, settings, user)
 
 
 @router.post(
@@ -165,16 +173,7 @@ async def login(
         ),
     )
     user = await service.authenticate(session, settings, email=body.email, password=body.password)
-    issued = await service.sign_in(
-        session,
-        settings,
-        user,
-        previous_token=request.cookies.get(settings.SESSION_COOKIE_NAME),
-        user_agent=_user_agent(request),
-        ip=client_ip(request),
-    )
-    _set_session_cookies(response, settings, issued)
-    return _signed_in(user, issued)
+    return await _open_session(request, response, session, settings, user)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[AllowedOrigin])
