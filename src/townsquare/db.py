@@ -8,16 +8,30 @@ rolled back on any error. Work that must wait for the commit is registered with
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from functools import cache
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    MetaData,
+    PrimaryKeyConstraint,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    event,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -26,12 +40,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
 
 from townsquare.config import Settings
 from townsquare.kit import clock
+from townsquare.kit.slugs import slugify, with_suffix
 
 logger = logging.getLogger("townsquare.db")
+RowT = TypeVar("RowT")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -140,6 +156,180 @@ def is_unique_violation(exc: IntegrityError) -> bool:
     if sqlstate is not None:
         return str(sqlstate) == "23505"
     return "UNIQUE constraint failed" in str(orig)
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the unique constraint (or unique index) that `exc` violated, if known.
+
+    PostgreSQL names it; SQLite names only the columns ("UNIQUE constraint failed:
+    articles.organization_id, articles.slug"), which are looked up in the metadata.
+    """
+    orig = exc.orig
+    name = getattr(getattr(orig, "__cause__", None), "constraint_name", None)
+    if name is None:
+        name = getattr(orig, "constraint_name", None)
+    if name is not None:
+        return str(name)
+    message = str(orig)
+    marker = "UNIQUE constraint failed: "
+    if marker not in message:
+        return None
+    columns = tuple(part.strip() for part in message.split(marker, 1)[1].split(","))
+    table = columns[0].split(".", 1)[0]
+    return _unique_constraints_by_columns().get(
+        (table, tuple(column.split(".", 1)[-1] for column in columns))
+    )
+
+
+@cache
+def _unique_constraints_by_columns() -> dict[tuple[str, tuple[str, ...]], str]:
+    found: dict[tuple[str, tuple[str, ...]], str] = {}
+    for table in Base.metadata.tables.values():
+        uniques: list[tuple[Any, tuple[str, ...]]] = [
+            (constraint.name, tuple(c.name for c in constraint.columns))
+            for constraint in table.constraints
+            if isinstance(constraint, UniqueConstraint | PrimaryKeyConstraint)
+        ]
+        uniques += [
+            (index.name, tuple(c.name for c in index.columns))
+            for index in table.indexes
+            if index.unique
+        ]
+        for name, columns in uniques:
+            if isinstance(name, str):
+                found.setdefault((table.name, columns), name)
+    return found
+
+
+ErrorFactory = Callable[[], Exception | Awaitable[Exception]]
+"""Makes the domain error for a violated constraint (may query, e.g. for a free slug)."""
+
+
+async def flush_or_conflict(
+    session: AsyncSession,
+    conflicts: Mapping[str, ErrorFactory],
+    *,
+    add: Iterable[object] = (),
+    apply: Callable[[], None] | None = None,
+) -> None:
+    """Add `add`, run `apply` and flush, all inside a savepoint; a unique violation of a
+    constraint named in `conflicts` rolls the savepoint back and raises that domain error.
+
+    Changes go inside the savepoint because `begin_nested()` flushes what is pending before
+    it starts. Any other integrity error is raised as it is (a bug, not a conflict). After
+    a conflict the rows changed by `apply` are expired; the request fails with them.
+    """
+    try:
+        async with session.begin_nested():
+            session.add_all(list(add))
+            if apply is not None:
+                apply()
+            await session.flush()
+    except IntegrityError as exc:
+        name = violated_constraint(exc) if is_unique_violation(exc) else None
+        factory = conflicts.get(name) if name is not None else None
+        if factory is None:
+            raise
+        error = factory()
+        if inspect.isawaitable(error):
+            error = await error
+        raise error from exc
+
+
+# --- slugs -----------------------------------------------------------------------------
+
+SlugTakenFactory = Callable[[str], Exception]
+"""Makes the 409 for a taken explicit slug, given a free `suggestion`."""
+_GENERATED_SLUG_ATTEMPTS = 25
+
+
+@dataclass(frozen=True)
+class SlugScope:
+    """Where a slug must be unique: a slug column, the rows it is unique among (`where`,
+    such as one organization's), the unique constraint that enforces it, and the 409
+    to answer when an explicit slug is taken."""
+
+    column: InstrumentedAttribute[str]
+    constraint: str
+    max_length: int
+    taken: SlugTakenFactory
+    where: tuple[ColumnElement[bool], ...] = ()
+
+    async def free_slug(self, session: AsyncSession, base: str) -> str:
+        """`base`, or the first of `base-2`, `base-3`... that no row in scope uses yet."""
+        taken = set(
+            await session.scalars(
+                select(self.column).where(
+                    *self.where,
+                    or_(self.column == base, self.column.startswith(f"{base}-", autoescape=True)),
+                )
+            )
+        )
+        n = 1
+        candidate = base
+        while candidate in taken:
+            n += 1
+            candidate = with_suffix(base, n, self.max_length)
+        return candidate
+
+    async def taken_error(self, session: AsyncSession, slug: str) -> Exception:
+        return self.taken(await self.free_slug(session, slug))
+
+    async def insert(
+        self,
+        session: AsyncSession,
+        make: Callable[[str], RowT],
+        *,
+        explicit: str | None,
+        source_text: str,
+        conflicts: Mapping[str, ErrorFactory] | None = None,
+    ) -> RowT:
+        """Insert the row `make(slug)`. A taken explicit slug answers `taken` with a free
+        suggestion; a slug made from `source_text` moves on to the next free `-n` suffix,
+        also when a concurrent insert took it first. `conflicts` maps the row's other
+        unique constraints to their errors."""
+        others = dict(conflicts or {})
+        if explicit is not None:
+            row = make(explicit)
+            await flush_or_conflict(
+                session,
+                {**others, self.constraint: lambda: self.taken_error(session, explicit)},
+                add=[row],
+            )
+            return row
+        base = slugify(source_text, self.max_length)
+        for attempt in range(_GENERATED_SLUG_ATTEMPTS + 1):
+            if attempt < _GENERATED_SLUG_ATTEMPTS:
+                slug = await self.free_slug(session, base)
+            else:
+                # Under heavy contention for one base, stop counting and make it unique.
+                slug = with_suffix(base, uuid.uuid4().int % 10**8, self.max_length)
+            row = make(slug)
+            try:
+                await flush_or_conflict(session, {**others, self.constraint: _SlugRace}, add=[row])
+            except _SlugRace:
+                continue
+            return row
+        raise self.taken(await self.free_slug(session, base))
+
+    async def change(self, session: AsyncSession, row: Any, slug: str) -> None:
+        """Give `row` the explicit `slug`; a taken one answers `taken` with a suggestion."""
+        if row.slug == slug:
+            return
+        previous = row.slug
+
+        def assign() -> None:
+            row.slug = slug
+
+        try:
+            await flush_or_conflict(session, {self.constraint: _SlugRace}, apply=assign)
+        except _SlugRace:
+            row.slug = previous
+            raise await self.taken_error(session, slug) from None
+
+
+class _SlugRace(Exception):
+    """A generated slug was taken between choosing it and inserting it."""
 
 
 # --- sessions --------------------------------------------------------------------------

@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar, TypeVarTuple, Unpack
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.errors import BadRequest
 
 MAX_PER_PAGE = 100
 T = TypeVar("T")
+RowTs = TypeVarTuple("RowTs")
 
 
 @dataclass(frozen=True)
@@ -35,15 +39,45 @@ def page_params(
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a management list: `{"items", "page", "per_page", "total"}`."""
+
     items: list[T]
     page: int
     per_page: int
     total: int
 
+    @classmethod
+    def of(cls, items: Sequence[T], params: PageParams, total: int) -> Self:
+        return cls(items=list(items), page=params.page, per_page=params.per_page, total=total)
 
-class CursorPage(BaseModel, Generic[T]):
-    items: list[T]
-    next_cursor: str | None
+
+async def paginate(
+    session: AsyncSession, statement: Select[Unpack[RowTs]], params: PageParams
+) -> tuple[list[Any], int]:
+    """One page of `statement`'s rows and the total number of rows, in one query.
+
+    The total rides along as a window count; only a page past the end (no row to carry it)
+    costs a second query. A statement of one entity gives the entities, one of several
+    gives row tuples. `statement` must be ordered, so pages do not overlap.
+    """
+    total_column = func.count().over().label("_total")
+    result = await session.execute(
+        statement.add_columns(total_column).offset(params.offset).limit(params.per_page)
+    )
+    rows = result.all()
+    if rows:
+        total = int(rows[0][-1])
+    elif params.offset == 0:
+        total = 0
+    else:
+        counted = await session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
+        total = int(counted or 0)
+    width = len(rows[0]) - 1 if rows else 0
+    if width == 1:
+        return [row[0] for row in rows], total
+    return [tuple(row[:-1]) for row in rows], total
 
 
 def encode_cursor(values: dict[str, Any]) -> str:
