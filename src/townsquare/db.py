@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -23,6 +24,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Enum,
     MetaData,
     PrimaryKeyConstraint,
     TypeDecorator,
@@ -92,6 +94,12 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         default=clock.now, onupdate=clock.now, nullable=False
     )
+
+
+def enum_column(enum: type[StrEnum], name: str) -> Enum:
+    """A `StrEnum` stored as a short string (a CHECK constraint, no native ENUM type), so
+    adding a value never needs an `ALTER TYPE`."""
+    return Enum(enum, name=name, native_enum=False, length=16, validate_strings=True)
 
 
 class Model(IdMixin, TimestampMixin, Base):

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -28,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from townsquare.cms.enums import ArticleStatus, RevisionReason
-from townsquare.db import Base, Model
+from townsquare.db import Base, Model, enum_column
 from townsquare.kit import clock
 
 TITLE_MAX = 200
@@ -39,10 +37,6 @@ CATEGORY_NAME_MAX = 100
 CATEGORY_SLUG_MAX = 100
 TAG_NAME_MAX = 64
 TAG_SLUG_MAX = 64
-
-
-def _enum(enum: type[Any], name: str) -> Enum:
-    return Enum(enum, name=name, native_enum=False, length=16, validate_strings=True)
 
 
 class Category(Model):
@@ -111,7 +105,7 @@ class Article(Model):
     excerpt: Mapped[str] = mapped_column(String(EXCERPT_MAX), default="")
     body: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[ArticleStatus] = mapped_column(
-        _enum(ArticleStatus, "article_status"), default=ArticleStatus.draft
+        enum_column(ArticleStatus, "article_status"), default=ArticleStatus.draft
     )
     author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     category_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -164,6 +158,6 @@ class ArticleRevision(Base):
     title: Mapped[str] = mapped_column(String(TITLE_MAX))
     excerpt: Mapped[str] = mapped_column(String(EXCERPT_MAX))
     body: Mapped[str] = mapped_column(Text)
-    reason: Mapped[RevisionReason] = mapped_column(_enum(RevisionReason, "revision_reason"))
+    reason: Mapped[RevisionReason] = mapped_column(enum_column(RevisionReason, "revision_reason"))
     editor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Self, TypeVar, TypeVarTuple, Unpack
+from typing import Annotated, Any, Generic, Self, TypeVar, TypeVarTuple
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -52,7 +52,7 @@ class Page(BaseModel, Generic[T]):
 
 
 async def paginate(
-    session: AsyncSession, statement: Select[Unpack[RowTs]], params: PageParams
+    session: AsyncSession, statement: Select[*RowTs], params: PageParams
 ) -> tuple[list[Any], int]:
     """One page of `statement`'s rows and the total number of rows, in one query.
 

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from townsquare.db import Base, Model
+from townsquare.db import Base, Model, enum_column
 from townsquare.kit import clock
 from townsquare.orgs.enums import InvitationStatus, MemberRole, Module
 
@@ -19,10 +19,6 @@ AVATAR_URL_MAX = 2048
 TIMEZONE_MAX = 64
 EMAIL_MAX = 320
 TOKEN_HASH_MAX = 64
-
-
-def _enum(enum: type[Any], name: str) -> Enum:
-    return Enum(enum, name=name, native_enum=False, length=16, validate_strings=True)
 
 
 class Organization(Model):
@@ -44,7 +40,7 @@ class OrganizationModule(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
-    module: Mapped[Module] = mapped_column(_enum(Module, "module"), primary_key=True)
+    module: Mapped[Module] = mapped_column(enum_column(Module, "module"), primary_key=True)
 
 
 class Membership(Model):
@@ -57,7 +53,7 @@ class Membership(Model):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    role: Mapped[MemberRole] = mapped_column(_enum(MemberRole, "member_role"))
+    role: Mapped[MemberRole] = mapped_column(enum_column(MemberRole, "member_role"))
 
 
 class AuditLogEntry(Base):
@@ -100,9 +96,9 @@ class Invitation(Model):
         ForeignKey("organizations.id", ondelete="CASCADE")
     )
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
-    role: Mapped[MemberRole] = mapped_column(_enum(MemberRole, "member_role"))
+    role: Mapped[MemberRole] = mapped_column(enum_column(MemberRole, "member_role"))
     status: Mapped[InvitationStatus] = mapped_column(
-        _enum(InvitationStatus, "invitation_status"), default=InvitationStatus.pending
+        enum_column(InvitationStatus, "invitation_status"), default=InvitationStatus.pending
     )
     token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_MAX), unique=True)
     expires_at: Mapped[datetime]
