@@ -209,6 +209,13 @@ def _unique_constraints_by_columns() -> dict[tuple[str, tuple[str, ...]], str]:
     return found
 
 
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character `\\`) matching values that contain `text`, in
+    lowercase: compare it with `func.lower(column)`."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 ErrorFactory = Callable[[], Exception | Awaitable[Exception]]
 """Makes the domain error for a violated constraint (may query, e.g. for a free slug)."""
 

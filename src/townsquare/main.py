@@ -27,12 +27,14 @@ def api_router() -> APIRouter:
     from townsquare.auth.router import router as auth_router
     from townsquare.cms.public_router import router as cms_public_router
     from townsquare.cms.router import router as cms_router
+    from townsquare.me.router import router as me_router
     from townsquare.orgs.router import router as orgs_router
 
     router = APIRouter(prefix=API_PREFIX)
     # First: routes are matched in order, and the public reads are the hot path.
     router.include_router(cms_public_router)
     router.include_router(auth_router)
+    router.include_router(me_router)
     router.include_router(auth_admin_router)
     router.include_router(cms_router)
     router.include_router(orgs_router)

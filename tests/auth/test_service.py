@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.auth.helpers import register, unique_email
 from tests.conftest import RolledBackDatabase, make_settings
 from tests.factories import create_user
-from townsquare.auth import duties, service, sessions
+from townsquare.auth import duties, passwords, service, sessions
 from townsquare.auth.enums import TokenPurpose
 from townsquare.auth.models import User, UserSession, UserToken
 from townsquare.config import Settings
@@ -49,13 +49,14 @@ class TestAuthenticate:
         self, session: AsyncSession, settings: Settings, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         calls: list[str] = []
-        original = service.passwords.verify_password
+        original = passwords.verify_password
 
         async def counting(s: Settings, password_hash: str, password: str) -> bool:
             calls.append(password_hash[:10])
-            return await original(s, password_hash, password)
+            verified: bool = await original(s, password_hash, password)
+            return verified
 
-        monkeypatch.setattr(service.passwords, "verify_password", counting)
+        monkeypatch.setattr(passwords, "verify_password", counting)
         with pytest.raises(service.InvalidCredentials):
             await service.authenticate(
                 session, settings, email=unique_email(), password="whatever-password"

@@ -166,18 +166,6 @@ async def current_user(auth: Annotated[Authenticated, Depends(require_authentica
     return auth.user
 
 
-async def optional_user(auth: Authentication) -> User | None:
-    """The signed-in user, or None for an anonymous caller."""
-    return None if auth is None else auth.user
-
-
-async def current_session(
-    auth: Annotated[Authenticated, Depends(require_authenticated)],
-) -> UserSession:
-    """The session the caller authenticated with."""
-    return auth.session
-
-
 async def staff_user(user: Annotated[User, Depends(current_user)]) -> User:
     """The signed-in user when staff; 403 `staff_only` otherwise."""
     if not user.is_staff:
@@ -187,6 +175,4 @@ async def staff_user(user: Annotated[User, Depends(current_user)]) -> User:
 
 CurrentAuth = Annotated[Authenticated, Depends(require_authenticated)]
 CurrentUser = Annotated[User, Depends(current_user)]
-OptionalUser = Annotated[User | None, Depends(optional_user)]
-CurrentSession = Annotated[UserSession, Depends(current_session)]
 StaffUser = Annotated[User, Depends(staff_user)]

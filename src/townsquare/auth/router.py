@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from townsquare.auth import service
+from townsquare.auth import schemas, service
 from townsquare.auth.deps import (
     AllowedOrigin,
     Authentication,
@@ -23,29 +23,11 @@ from townsquare.auth.deps import (
     StaffUser,
 )
 from townsquare.auth.models import User
-from townsquare.auth.schemas import (
-    Accepted,
-    AdminUserOut,
-    ChangePasswordRequest,
-    LoginRequest,
-    Me,
-    MembershipSummary,
-    PasswordResetRequest,
-    RegisterRequest,
-    ResetPasswordRequest,
-    SessionList,
-    SessionOut,
-    SignedIn,
-    TokenRequest,
-    TokenValidity,
-    UpdateMeRequest,
-    UserOut,
-)
 from townsquare.auth.sessions import IssuedSession
 from townsquare.config import AppSettings, Settings
 from townsquare.db import DbSession, TransactionalRoute
+from townsquare.kit.fields import normalize_email
 from townsquare.kit.pagination import Page, PageParams, page_params
-from townsquare.orgs import service as orgs_service
 from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionalRoute)
@@ -96,8 +78,8 @@ def _clear_session_cookies(response: Response, settings: Settings) -> None:
         )
 
 
-def _signed_in(user: User, issued: IssuedSession) -> SignedIn:
-    return SignedIn(user=UserOut.model_validate(user), csrf_token=issued.csrf_token)
+def _signed_in(user: User, issued: IssuedSession) -> schemas.SignedIn:
+    return schemas.SignedIn(user=schemas.User.model_validate(user), csrf_token=issued.csrf_token)
 
 
 # --- accounts and sign-in ----------------------------------------------------------------
@@ -105,7 +87,7 @@ def _signed_in(user: User, issued: IssuedSession) -> SignedIn:
 
 async def _open_session(
     request: Request, response: Response, session: AsyncSession, settings: Settings, user: User
-) -> SignedIn:
+) -> schemas.SignedIn:
     """A fresh session for `user` (replacing the caller's old one), cookies set on `response`."""
     issued = await service.sign_in(
         session,
@@ -121,19 +103,19 @@ async def _open_session(
 
 @router.post(
     "/register",
-    response_model=SignedIn,
+    response_model=schemas.SignedIn,
     status_code=status.HTTP_201_CREATED,
     dependencies=[AllowedOrigin],
     responses={409: {"description": "email_taken"}, **RATE_LIMITED},
 )
 async def register(
-    body: RegisterRequest,
+    body: schemas.Registration,
     request: Request,
     response: Response,
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> SignedIn:
+) -> schemas.SignedIn:
     """Create an account and sign it in; a verification email is sent. Never staff."""
     await limiter.consume(
         (settings.RATE_LIMIT_REGISTER, ("register", "ip", client_ip(request))),
@@ -152,24 +134,24 @@ async def register(
 
 @router.post(
     "/login",
-    response_model=SignedIn,
+    response_model=schemas.SignedIn,
     dependencies=[AllowedOrigin],
     responses={401: {"description": "invalid_credentials"}, **RATE_LIMITED},
 )
 async def login(
-    body: LoginRequest,
+    body: schemas.Login,
     request: Request,
     response: Response,
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> SignedIn:
+) -> schemas.SignedIn:
     """Sign in with email and password: a new session and CSRF token replace any old ones."""
     await limiter.consume(
         (settings.RATE_LIMIT_LOGIN, ("login", "ip", client_ip(request))),
         (
             settings.RATE_LIMIT_LOGIN_ACCOUNT,
-            ("login", "account", service.normalize_email(body.email)),
+            ("login", "account", normalize_email(body.email)),
         ),
     )
     user = await service.authenticate(session, settings, email=body.email, password=body.password)
@@ -186,35 +168,18 @@ async def logout(
     _clear_session_cookies(response, settings)
 
 
-@router.get("/me", response_model=Me)
-async def get_me(user: CurrentUser, session: DbSession) -> Me:
-    """The signed-in user and the organizations they belong to."""
-    organizations = await orgs_service.list_memberships_for_user(session, user.id)
-    return Me(
-        **UserOut.model_validate(user).model_dump(),
-        organizations=[MembershipSummary(**org.model_dump(mode="json")) for org in organizations],
-    )
-
-
-@router.patch("/me", response_model=Me)
-async def update_me(body: UpdateMeRequest, user: CurrentUser, session: DbSession) -> Me:
-    """Change display name, time zone or avatar; any other field is refused (422)."""
-    await service.update_profile(session, user, body.model_dump(exclude_unset=True))
-    return await get_me(user, session)
-
-
 # --- sessions ----------------------------------------------------------------------------
 
 
-@router.get("/sessions", response_model=SessionList)
+@router.get("/sessions", response_model=schemas.SessionList)
 async def list_sessions(
     auth: CurrentAuth, session: DbSession, settings: AppSettings
-) -> SessionList:
+) -> schemas.SessionList:
     """The caller's live sessions; `current` marks the one making this request."""
     records = await service.list_sessions(session, settings, auth.user.id)
-    return SessionList(
+    return schemas.SessionList(
         items=[
-            SessionOut.model_validate(record).model_copy(
+            schemas.Session.model_validate(record).model_copy(
                 update={"current": record.id == auth.session.id}
             )
             for record in records
@@ -245,18 +210,18 @@ async def end_session(
 
 @router.post(
     "/change-password",
-    response_model=SignedIn,
+    response_model=schemas.SignedIn,
     responses={400: {"description": "invalid_current_password"}, **RATE_LIMITED},
 )
 async def change_password(
-    body: ChangePasswordRequest,
+    body: schemas.PasswordChange,
     auth: CurrentAuth,
     request: Request,
     response: Response,
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> SignedIn:
+) -> schemas.SignedIn:
     """Needs the current password. Every other session ends; this one gets new tokens."""
     await limiter.consume(
         (settings.RATE_LIMIT_CHANGE_PASSWORD, ("change-password", "ip", client_ip(request))),
@@ -277,62 +242,62 @@ async def change_password(
 
 @router.post(
     "/request-password-reset",
-    response_model=Accepted,
+    response_model=schemas.Accepted,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[AllowedOrigin],
     responses=RATE_LIMITED,
 )
 async def request_password_reset(
-    body: PasswordResetRequest,
+    body: schemas.PasswordResetRequest,
     request: Request,
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> Accepted:
+) -> schemas.Accepted:
     """Always 202 with the same body; a link goes out only if the account exists."""
     await limiter.consume(
         (settings.RATE_LIMIT_PASSWORD_RESET, ("password-reset", "ip", client_ip(request))),
         (
             settings.RATE_LIMIT_PASSWORD_RESET_ACCOUNT,
-            ("password-reset", "account", service.normalize_email(body.email)),
+            ("password-reset", "account", normalize_email(body.email)),
         ),
     )
     await service.request_password_reset(session, settings, body.email)
-    return Accepted(detail=RESET_REQUESTED)
+    return schemas.Accepted(detail=RESET_REQUESTED)
 
 
-@router.get("/validate-reset-token", response_model=TokenValidity, responses=RATE_LIMITED)
+@router.get("/validate-reset-token", response_model=schemas.TokenValidity, responses=RATE_LIMITED)
 async def validate_reset_token(
     token: Annotated[str, Query(min_length=1, max_length=256)],
     request: Request,
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> TokenValidity:
+) -> schemas.TokenValidity:
     """Whether a password-reset token is still usable."""
     await limiter.consume((settings.RATE_LIMIT_VERIFY, ("verify", "ip", client_ip(request))))
-    return TokenValidity(valid=await service.reset_token_is_valid(session, token))
+    return schemas.TokenValidity(valid=await service.reset_token_is_valid(session, token))
 
 
 @router.post(
     "/reset-password",
-    response_model=Accepted,
+    response_model=schemas.Accepted,
     dependencies=[AllowedOrigin],
     responses={400: {"description": "invalid_token"}, **RATE_LIMITED},
 )
 async def reset_password(
-    body: ResetPasswordRequest,
+    body: schemas.PasswordReset,
     request: Request,
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> Accepted:
+) -> schemas.Accepted:
     """Set a new password with an emailed token; the token dies and every session ends."""
     await limiter.consume((settings.RATE_LIMIT_VERIFY, ("verify", "ip", client_ip(request))))
     await service.reset_password(
         session, settings, token=body.token, new_password=body.new_password
     )
-    return Accepted(detail="Your password is changed; sign in with the new one.")
+    return schemas.Accepted(detail="Your password is changed; sign in with the new one.")
 
 
 # --- email verification ------------------------------------------------------------------
@@ -340,12 +305,12 @@ async def reset_password(
 
 @router.post(
     "/verify-email",
-    response_model=UserOut,
+    response_model=schemas.User,
     dependencies=[AllowedOrigin],
     responses={400: {"description": "invalid_token"}, **RATE_LIMITED},
 )
 async def verify_email(
-    body: TokenRequest,
+    body: schemas.EmailedToken,
     request: Request,
     session: DbSession,
     settings: AppSettings,
@@ -358,7 +323,7 @@ async def verify_email(
 
 @router.post(
     "/resend-verification",
-    response_model=Accepted,
+    response_model=schemas.Accepted,
     status_code=status.HTTP_202_ACCEPTED,
     responses={409: {"description": "already_verified"}, **RATE_LIMITED},
 )
@@ -368,20 +333,20 @@ async def resend_verification(
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> Accepted:
+) -> schemas.Accepted:
     """Send a new verification link (older links stop working)."""
     await limiter.consume(
         (settings.RATE_LIMIT_VERIFY, ("resend-verification", "ip", client_ip(request))),
         (settings.RATE_LIMIT_VERIFY, ("resend-verification", "account", str(user.id))),
     )
     await service.resend_verification(session, settings, user)
-    return Accepted(detail="A new verification link is on its way.")
+    return schemas.Accepted(detail="A new verification link is on its way.")
 
 
 # --- staff -------------------------------------------------------------------------------
 
 
-@admin_router.get("/users", response_model=Page[AdminUserOut])
+@admin_router.get("/users", response_model=Page[schemas.AdminUser])
 async def admin_list_users(
     staff: StaffUser,
     session: DbSession,
@@ -390,18 +355,15 @@ async def admin_list_users(
         str | None,
         Query(max_length=254, pattern=r"^[^\x00-\x1f\x7f]*$", description="Part of email or name"),
     ] = None,
-) -> Page[AdminUserOut]:
+) -> Page[schemas.AdminUser]:
     """Every account, newest first, optionally filtered by email or display name."""
     users, total = await service.list_users(session, params, search=q)
-    return Page[AdminUserOut](
-        items=[AdminUserOut.model_validate(u) for u in users],
-        page=params.page,
-        per_page=params.per_page,
-        total=total,
+    return Page[schemas.AdminUser].of(
+        [schemas.AdminUser.model_validate(u) for u in users], params, total
     )
 
 
-@admin_router.post("/users/{user_id}/promote", response_model=AdminUserOut)
+@admin_router.post("/users/{user_id}/promote", response_model=schemas.AdminUser)
 async def admin_promote(user_id: uuid.UUID, staff: StaffUser, session: DbSession) -> User:
     """Make the user staff."""
     return await service.set_staff(
@@ -409,7 +371,7 @@ async def admin_promote(user_id: uuid.UUID, staff: StaffUser, session: DbSession
     )
 
 
-@admin_router.post("/users/{user_id}/demote", response_model=AdminUserOut)
+@admin_router.post("/users/{user_id}/demote", response_model=schemas.AdminUser)
 async def admin_demote(user_id: uuid.UUID, staff: StaffUser, session: DbSession) -> User:
     """Take staff rights away (not from oneself)."""
     return await service.set_staff(
@@ -417,7 +379,7 @@ async def admin_demote(user_id: uuid.UUID, staff: StaffUser, session: DbSession)
     )
 
 
-@admin_router.post("/users/{user_id}/deactivate", response_model=AdminUserOut)
+@admin_router.post("/users/{user_id}/deactivate", response_model=schemas.AdminUser)
 async def admin_deactivate(user_id: uuid.UUID, staff: StaffUser, session: DbSession) -> User:
     """Refuse the user's sign-ins and end all their sessions (not for oneself)."""
     return await service.set_active(
@@ -425,7 +387,7 @@ async def admin_deactivate(user_id: uuid.UUID, staff: StaffUser, session: DbSess
     )
 
 
-@admin_router.post("/users/{user_id}/activate", response_model=AdminUserOut)
+@admin_router.post("/users/{user_id}/activate", response_model=schemas.AdminUser)
 async def admin_activate(user_id: uuid.UUID, staff: StaffUser, session: DbSession) -> User:
     """Let a deactivated user sign in again."""
     return await service.set_active(

@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth import passwords
@@ -20,10 +19,11 @@ from townsquare.auth.enums import TokenPurpose
 from townsquare.auth.models import User, UserSession, UserToken
 from townsquare.auth.sessions import IssuedSession
 from townsquare.config import Settings
-from townsquare.db import is_unique_violation
+from townsquare.db import contains_pattern, flush_or_conflict
 from townsquare.errors import BadRequest, Conflict, NotFound, Unauthorized, field_error
 from townsquare.kit import clock
-from townsquare.kit.pagination import PageParams
+from townsquare.kit.fields import normalize_email
+from townsquare.kit.pagination import PageParams, paginate
 from townsquare.kit.tokens import hash_token, new_token
 
 
@@ -73,11 +73,6 @@ class CannotChangeOwnAccount(Conflict):
     detail = "Staff cannot demote or deactivate themselves; ask another staff member."
 
 
-def normalize_email(email: str) -> str:
-    """The form in which emails are stored and compared: trimmed, lower-case."""
-    return email.strip().lower()
-
-
 def _check_new_password(password: str, email: str, field: str) -> None:
     problem = passwords.password_problem(password, email=email)
     if problem is not None:
@@ -120,14 +115,7 @@ async def register(
         is_staff=False,
         is_active=True,
     )
-    try:
-        async with session.begin_nested():
-            session.add(user)
-            await session.flush()
-    except IntegrityError as exc:
-        if is_unique_violation(exc):
-            raise EmailTaken() from exc
-        raise
+    await flush_or_conflict(session, {"uq_users_email": EmailTaken}, add=[user])
     await send_verification(session, settings, user)
     return user
 
@@ -180,22 +168,6 @@ async def update_profile(session: AsyncSession, user: User, changes: dict[str, A
             setattr(user, field, None if value is None else str(value))
     await session.flush()
     return user
-
-
-async def organizations_of(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The organizations the user belongs to: id, name, slug, role and the org's avatar_url."""
-    from townsquare.orgs import service as orgs_service
-
-    return [
-        {
-            "id": org.id,
-            "name": org.name,
-            "slug": org.slug,
-            "role": str(org.role),
-            "avatar_url": org.avatar_url,
-        }
-        for org in await orgs_service.list_memberships_for_user(session, user_id)
-    ]
 
 
 # --- sessions ----------------------------------------------------------------------------
@@ -396,22 +368,16 @@ async def list_users(
     session: AsyncSession, params: PageParams, *, search: str | None = None
 ) -> tuple[list[User], int]:
     """Users by sign-up date (newest first), optionally matching `search` in email or name."""
-    condition = None
+    statement = select(User).order_by(User.created_at.desc(), User.id)
     if search:
-        escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        condition = or_(
-            User.email.like(pattern, escape="\\"),
-            func.lower(User.display_name).like(pattern, escape="\\"),
+        pattern = contains_pattern(search)
+        statement = statement.where(
+            or_(
+                func.lower(User.email).like(pattern, escape="\\"),
+                func.lower(User.display_name).like(pattern, escape="\\"),
+            )
         )
-    count = select(func.count()).select_from(User)
-    query = select(User).order_by(User.created_at.desc(), User.id)
-    if condition is not None:
-        count = count.where(condition)
-        query = query.where(condition)
-    total = int(await session.scalar(count) or 0)
-    users = list(await session.scalars(query.offset(params.offset).limit(params.per_page)))
-    return users, total
+    return await paginate(session, statement, params)
 
 
 async def set_staff(

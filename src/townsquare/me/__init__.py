@@ -1,0 +1,1 @@
+"""The signed-in person's cross-org views, above auth and orgs."""
