@@ -4,8 +4,9 @@
 (anonymous `/public/` routes aside) and fails when one of them has no entry here. For each
 entry it sends a real request as anonymous (401), as a member of another organization only
 (404 `organization_not_found`), and as each role of the organization: a role without the
-permission gets 403 `permission_denied`; a role with it gets neither 401, 403, 404
-`organization_not_found`, 422 nor a 5xx. With `module=...` it also checks 403
+permission (by API.md's matrix, `permission_table.py`, not by the app's own table) gets 403
+`permission_denied`; a role with it gets neither 401, 403, 404 `organization_not_found`,
+422 nor a 5xx. With `module=...` it also checks 403
 `module_disabled` once that module is switched off.
 
 Extending it is one line per route, keyed by method and path template, in the domain's own
