@@ -10,10 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import User
 from townsquare.kit.pagination import PageParams, paginate
+from townsquare.orgs import schemas
 from townsquare.orgs.context import OrgContext
 from townsquare.orgs.models import AuditLogEntry
-from townsquare.orgs.schemas import AuditActor
-from townsquare.orgs.schemas import AuditLogEntryRead as AuditLogEntrySchema
 
 AuditTarget = tuple[str, uuid.UUID | str]
 """What an entry is about: `("article", article.id)`."""
@@ -67,7 +66,7 @@ async def _append(
 
 async def list_entries(
     session: AsyncSession, ctx: OrgContext, params: PageParams, *, action: str | None = None
-) -> tuple[list[AuditLogEntrySchema], int]:
+) -> tuple[list[schemas.AuditLogEntry], int]:
     """The organization's entries, newest first, with each actor's display name."""
     statement = (
         select(AuditLogEntry, User.display_name)
@@ -79,11 +78,11 @@ async def list_entries(
         statement = statement.where(AuditLogEntry.action == action)
     rows, total = await paginate(session, statement, params)
     items = [
-        AuditLogEntrySchema(
+        schemas.AuditLogEntry(
             id=entry.id,
             action=entry.action,
             actor=(
-                AuditActor(id=entry.actor_id, display_name=display_name or "")
+                schemas.AuditActor(id=entry.actor_id, display_name=display_name or "")
                 if entry.actor_id is not None
                 else None
             ),

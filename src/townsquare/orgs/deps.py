@@ -1,9 +1,8 @@
-"""The org guard: the one way to protect an org-scoped route."""
+"""The org guard: the one way to protect an org-scoped route, and its named aliases."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path
@@ -11,45 +10,28 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.deps import CurrentUser
-from townsquare.auth.models import User
 from townsquare.db import DbSession
-from townsquare.errors import Forbidden, NotFound
 from townsquare.kit.slugs import is_valid_slug
-from townsquare.orgs.enums import MemberRole, Module, Permission
+from townsquare.orgs.context import OrgContext
+from townsquare.orgs.enums import Module, Permission
+from townsquare.orgs.errors import ModuleDisabled, OrganizationNotFound, PermissionDenied
 from townsquare.orgs.models import Membership, Organization, OrganizationModule
 from townsquare.orgs.permissions import role_has
 
-
-class OrganizationNotFound(NotFound):
-    code = "organization_not_found"
-    detail = "No such organization."
-
-
-class PermissionDenied(Forbidden):
-    code = "permission_denied"
-    detail = "Your role in this organization does not allow this."
-
-
-class ModuleDisabled(Forbidden):
-    code = "module_disabled"
-    title = "Module disabled"
-    detail = "This module is turned off for the organization."
-
-
-@dataclass(frozen=True)
-class OrgContext:
-    """The organization named in the path, the caller, and the caller's membership."""
-
-    org: Organization
-    user: User
-    membership: Membership
-
-    @property
-    def role(self) -> MemberRole:
-        return self.membership.role
-
-    def can(self, permission: Permission) -> bool:
-        return role_has(self.membership.role, permission)
+__all__ = [
+    "AuditReader",
+    "MembersManager",
+    "MembersReader",
+    "ModulesManager",
+    "OrgAdmin",
+    "OrgContext",
+    "OrgGuard",
+    "OrgOwner",
+    "OrgReader",
+    "OwnershipTransferrer",
+    "module_enabled",
+    "org_guard",
+]
 
 
 class OrgGuard:
@@ -89,7 +71,8 @@ class OrgGuard:
 
 
 def org_guard(permission: Permission, *, module: Module | None = None) -> Any:
-    """`Depends(OrgGuard(...))` for use in `Annotated[OrgContext, org_guard(...)]`."""
+    """`Depends(OrgGuard(...))` for a domain's named alias: `Annotated[OrgContext,
+    org_guard(...)]`."""
     return Depends(OrgGuard(permission, module=module))
 
 
@@ -102,3 +85,30 @@ async def module_enabled(session: AsyncSession, organization_id: uuid.UUID, modu
         )
     )
     return found is not None
+
+
+# One alias per permission the organizations routes need (who holds it: permissions.py).
+
+OrgReader = Annotated[OrgContext, org_guard(Permission.org_read)]
+"""Any member: the organization itself, leaving it."""
+
+MembersReader = Annotated[OrgContext, org_guard(Permission.members_read)]
+"""Any member: the member list."""
+
+OrgAdmin = Annotated[OrgContext, org_guard(Permission.org_update)]
+"""Owners and admins: name, slug, avatar and time zone."""
+
+OrgOwner = Annotated[OrgContext, org_guard(Permission.org_delete)]
+"""Owners: deleting the organization."""
+
+OwnershipTransferrer = Annotated[OrgContext, org_guard(Permission.ownership_transfer)]
+"""Owners: handing ownership to an admin."""
+
+MembersManager = Annotated[OrgContext, org_guard(Permission.members_manage)]
+"""Owners and admins: roles, removals, invitations."""
+
+ModulesManager = Annotated[OrgContext, org_guard(Permission.modules_manage)]
+"""Owners and admins: which modules are on."""
+
+AuditReader = Annotated[OrgContext, org_guard(Permission.audit_read)]
+"""Owners and admins: the audit log."""

@@ -16,9 +16,6 @@ class MemberRole(StrEnum):
     def rank(self) -> int:
         return _ROLE_RANK[self]
 
-    def outranks_or_equals(self, other: MemberRole) -> bool:
-        return self.rank >= other.rank
-
 
 _ROLE_RANK = {
     MemberRole.owner: 50,

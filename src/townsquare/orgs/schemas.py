@@ -4,87 +4,31 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from functools import lru_cache
 from typing import Annotated, Any
-from zoneinfo import available_timezones
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    EmailStr,
-    Field,
-    StringConstraints,
+from pydantic import BaseModel, ConfigDict, Field
+
+from townsquare.kit.fields import (
+    Email,
+    HttpUrlText,
+    RequestBody,
+    SingleLine,
+    Slug,
+    Timezone,
+    not_null,
 )
-
-from townsquare.auth.models import EMAIL_MAX as USER_EMAIL_MAX
-from townsquare.kit.slugs import SLUG_PATTERN
 from townsquare.orgs.enums import InvitationStatus, MemberRole, Module
-from townsquare.orgs.models import AVATAR_URL_MAX, NAME_MAX, SLUG_MAX, TIMEZONE_MAX
+from townsquare.orgs.models import AVATAR_URL_MAX, NAME_MAX, SLUG_MAX
 
-
-@lru_cache(maxsize=1)
-def _timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def _no_control_characters(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _iana_timezone(value: str) -> str:
-    if value not in _timezones():
-        raise ValueError("must be an IANA time zone name such as 'Europe/Paris' or 'UTC'")
-    return value
-
-
-def _http_url(value: str) -> str:
-    lowered = value.lower()
-    if not (lowered.startswith("https://") or lowered.startswith("http://")) or len(value) < 9:
-        raise ValueError("must be an http(s) URL")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain whitespace or control characters")
-    return value
-
-
-OrgName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
-    AfterValidator(_no_control_characters),
-]
-OrgSlug = Annotated[str, StringConstraints(min_length=1, max_length=SLUG_MAX, pattern=SLUG_PATTERN)]
-AvatarUrl = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=AVATAR_URL_MAX),
-    AfterValidator(_http_url),
-]
-Timezone = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TIMEZONE_MAX),
-    AfterValidator(_iana_timezone),
-]
-InvitedEmail = Annotated[
-    EmailStr, Field(max_length=USER_EMAIL_MAX), AfterValidator(lambda v: v.strip().lower())
-]
-SearchText = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=100),
-    AfterValidator(_no_control_characters),
-]
-
-
-class _Body(BaseModel):
-    """Request bodies refuse unknown fields (`organization_id`, `role` where not offered)."""
-
-    model_config = ConfigDict(extra="forbid")
+OrgName = Annotated[str, SingleLine(NAME_MAX)]
+OrgSlug = Annotated[str, Slug(SLUG_MAX)]
+AvatarUrl = Annotated[str, HttpUrlText(AVATAR_URL_MAX)]
 
 
 # --- organizations ----------------------------------------------------------------------
 
 
-class OrganizationCreate(_Body):
+class OrganizationCreate(RequestBody):
     name: OrgName
     slug: OrgSlug | None = Field(
         default=None,
@@ -96,7 +40,7 @@ class OrganizationCreate(_Body):
     )
 
 
-class OrganizationUpdate(_Body):
+class OrganizationUpdate(RequestBody):
     """Only the fields sent change; `avatar_url: null` clears the avatar."""
 
     name: OrgName | None = None
@@ -104,8 +48,10 @@ class OrganizationUpdate(_Body):
     avatar_url: AvatarUrl | None = None
     timezone: Timezone | None = None
 
+    _required = not_null("name", "slug", "timezone")
 
-class OrganizationRead(BaseModel):
+
+class Organization(BaseModel):
     id: uuid.UUID
     name: str
     slug: str
@@ -132,7 +78,7 @@ class MyOrganization(BaseModel):
 # --- members ----------------------------------------------------------------------------
 
 
-class MemberRead(BaseModel):
+class Member(BaseModel):
     id: uuid.UUID = Field(description="The membership id (used in member paths).")
     user_id: uuid.UUID
     display_name: str
@@ -142,31 +88,31 @@ class MemberRead(BaseModel):
     joined_at: datetime
 
 
-class MemberRoleUpdate(_Body):
+class MemberRoleUpdate(RequestBody):
     role: MemberRole
 
 
-class OwnershipTransfer(_Body):
+class OwnershipTransfer(RequestBody):
     member_id: uuid.UUID = Field(description="Membership id of an admin of the organization.")
 
 
 class OwnershipTransferred(BaseModel):
-    new_owner: MemberRead
-    previous_owner: MemberRead
+    new_owner: Member
+    previous_owner: Member
 
 
 # --- invitations ------------------------------------------------------------------------
 
 
-class InvitationCreate(_Body):
-    email: InvitedEmail
+class InvitationCreate(RequestBody):
+    email: Email
     role: MemberRole = Field(
         default=MemberRole.member,
         description="Any role but owner, and not above the inviter's own role.",
     )
 
 
-class InvitationRead(BaseModel):
+class Invitation(BaseModel):
     id: uuid.UUID
     email: str
     role: MemberRole
@@ -200,11 +146,11 @@ class InvitationAccepted(BaseModel):
 # --- modules ----------------------------------------------------------------------------
 
 
-class ModulesUpdate(_Body):
+class ModulesUpdate(RequestBody):
     modules: list[Module] = Field(max_length=20, description="The modules to have on.")
 
 
-class ModulesRead(BaseModel):
+class Modules(BaseModel):
     modules: list[Module]
 
 
@@ -216,7 +162,7 @@ class AuditActor(BaseModel):
     display_name: str
 
 
-class AuditLogEntryRead(BaseModel):
+class AuditLogEntry(BaseModel):
     id: uuid.UUID
     action: str
     actor: AuditActor | None
