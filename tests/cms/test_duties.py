@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import RolledBackDatabase, postgres_only
+from tests.conftest import RolledBackDatabase, make_settings, postgres_only
 from tests.factories import create_article, create_organization, create_tag
 from townsquare.cms.duties import PUBLISH_SCHEDULED_EVERY_SECONDS, publish_scheduled
 from townsquare.cms.enums import ArticleStatus, RevisionReason
@@ -81,7 +81,7 @@ class TestPublishScheduled:
         org: Organization,
         clock: ModuleType,
     ) -> None:
-        settings = Settings(**{**_settings_dict(db.settings), "WORKER_BATCH_SIZE": 2})
+        settings = make_settings(WORKER_BATCH_SIZE=2)
         start = clock.now()
         due_times = [start + timedelta(minutes=n) for n in range(1, 6)]
         articles = [
@@ -114,10 +114,6 @@ class TestPublishScheduled:
         assert article.status == ArticleStatus.draft
 
 
-def _settings_dict(settings: Settings) -> dict[str, object]:
-    return settings.model_dump()
-
-
 @postgres_only
 class TestTwoWorkers:
     async def test_each_article_is_published_exactly_once(
@@ -133,7 +129,7 @@ class TestTwoWorkers:
                 )  # fmt: skip
             await session.commit()
         clock.travel(timedelta(minutes=5))
-        small = Settings(**{**_settings_dict(settings), "WORKER_BATCH_SIZE": 3})
+        small = make_settings(WORKER_BATCH_SIZE=3)
         counts = await asyncio.gather(
             *(publish_scheduled(_ctx(committed_db, small, f"w{n}")) for n in range(4))
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -37,10 +38,15 @@ def _url(org: Organization, rest: str = "") -> str:
     return f"/api/v1/orgs/{org.slug}/{rest}".rstrip("/")
 
 
-async def _create(client: httpx.AsyncClient, org: Organization, **body: object) -> dict:
+async def _create(client: httpx.AsyncClient, org: Organization, **body: object) -> dict[str, Any]:
     response = await client.post(_url(org, "articles"), json={"title": "Hello", **body})
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def _error_fields(response: httpx.Response) -> list[str]:
+    return [error["field"] for error in response.json()["errors"]]
 
 
 class TestAccess:
@@ -177,6 +183,63 @@ class TestUpdate:
         )
         assert response.status_code == 409
         assert response.json()["code"] == "slug_taken"
+
+
+class TestNullOnPatch:
+    """A field that cannot be cleared answers 422 naming it when sent as `null`; the row
+    stays as it was (`updated_at` included)."""
+
+    @pytest.mark.parametrize("field", ["title", "slug", "excerpt", "body", "version"])
+    async def test_article(
+        self, editor_client: httpx.AsyncClient, org: Organization, field: str
+    ) -> None:
+        article = await _create(editor_client, org, excerpt="Short", body="<p>Long</p>")
+        url = _url(org, f"articles/{article['id']}")
+        response = await editor_client.patch(
+            url, json={field: None}, headers={"If-Match": str(article["version"])}
+        )
+        assert response.status_code == 422, response.text
+        assert _error_fields(response) == [field]
+        assert (await editor_client.get(url)).json() == article
+
+    async def test_article_category_and_media_clear_with_null(
+        self, session: AsyncSession, editor_client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        category = await create_category(session, org)
+        article = await _create(
+            editor_client, org, category_id=str(category.id), featured_media_id=str(uuid.uuid4())
+        )
+        response = await editor_client.patch(
+            _url(org, f"articles/{article['id']}"),
+            json={"category_id": None, "featured_media_id": None, "version": 1},
+        )
+        assert response.status_code == 200, response.text
+        assert (response.json()["category_id"], response.json()["featured_media_id"]) == (
+            None,
+            None,
+        )
+
+    @pytest.mark.parametrize("field", ["name", "slug"])
+    async def test_category(
+        self, editor_client: httpx.AsyncClient, org: Organization, field: str
+    ) -> None:
+        created = await editor_client.post(_url(org, "categories"), json={"name": "News"})
+        url = _url(org, f"categories/{created.json()['id']}")
+        response = await editor_client.patch(url, json={field: None})
+        assert response.status_code == 422, response.text
+        assert _error_fields(response) == [field]
+        assert (await editor_client.get(url)).json() == created.json()
+
+    @pytest.mark.parametrize("field", ["name", "slug"])
+    async def test_tag(
+        self, editor_client: httpx.AsyncClient, org: Organization, field: str
+    ) -> None:
+        created = await editor_client.post(_url(org, "tags"), json={"name": "Events"})
+        url = _url(org, f"tags/{created.json()['id']}")
+        response = await editor_client.patch(url, json={field: None})
+        assert response.status_code == 422, response.text
+        assert _error_fields(response) == [field]
+        assert (await editor_client.get(url)).json() == created.json()
 
 
 class TestOtherOrgIds:

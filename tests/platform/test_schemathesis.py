@@ -54,12 +54,15 @@ from tests.conftest import _client_for, make_settings
 from tests.factories import add_member, create_organization, create_user, sign_in
 from townsquare.auth import sessions as auth_sessions
 from townsquare.auth.deps import CSRF_HEADER
+from townsquare.cms import publishing as cms_publishing
 from townsquare.cms import service as cms_service
+from townsquare.cms import taxonomy as cms_taxonomy
 from townsquare.db import Base, Database, transaction
 from townsquare.errors import Conflict, problem
 from townsquare.kit import clock
 from townsquare.kit.tokens import hash_token, new_token
 from townsquare.main import create_app
+from townsquare.orgs.context import OrgContext
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import Invitation
 
@@ -250,36 +253,32 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
     user = await create_user(session, is_staff=True, display_name="Fuzz Owner")
     # An admin, so that ownership transfer, role changes and removal have a real target.
     colleague = await create_user(session, display_name="Fuzz Admin")
-    org = await create_organization(session, owner=user)
+    org = await create_organization(session)
+    ctx = OrgContext(
+        org=org, user=user, membership=await add_member(session, org, user, MemberRole.owner)
+    )
     member = await add_member(session, org, colleague, MemberRole.admin)
     issued = await auth_sessions.start_session(session, FUZZ_SETTINGS, user, user_agent="fuzz")
     spare = await auth_sessions.start_session(session, FUZZ_SETTINGS, user, user_agent="spare")
-    category = await cms_service.create_category(session, org.id, name="News")
-    tag = await cms_service.create_tag(session, org.id, name="Town hall")
+    category = await cms_taxonomy.create_category(session, ctx, name="News")
+    tag = await cms_taxonomy.create_tag(session, ctx, name="Town hall")
     articles = [
         await cms_service.create_article(
             session,
-            org.id,
-            user.id,
+            ctx,
             title=title,
             slug=None,
             excerpt="Stalls on the square.",
             body="<p>Stalls on the <em>square</em>.</p>",
             category_id=category.id,
             featured_media_id=None,
-            revisions_kept=FUZZ_SETTINGS.ARTICLE_REVISIONS_KEPT,
+            settings=FUZZ_SETTINGS,
         )
         for title in ("Market day", "Town fair")
     ]
     # The draft is the target of ids; the published one of slugs (public reads included).
     article, published = articles
-    await cms_service.publish_article(
-        session,
-        org.id,
-        user.id,
-        published.id,
-        revisions_kept=FUZZ_SETTINGS.ARTICLE_REVISIONS_KEPT,
-    )
+    await cms_publishing.publish_article(session, ctx, published.id, settings=FUZZ_SETTINGS)
     token = new_token(32)
     invitation = Invitation(
         organization_id=org.id,

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from townsquare.errors import field_error
-from townsquare.orgs.deps import OrgContext, org_guard
+from townsquare.orgs.context import OrgContext
+from townsquare.orgs.deps import org_guard
 from townsquare.orgs.enums import Module, Permission
 
 CmsEditor = Annotated[OrgContext, org_guard(Permission.cms_write, module=Module.cms)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from townsquare.cms import service
+from townsquare.cms import publishing
 from townsquare.db import transaction
 from townsquare.kit import clock
 from townsquare.worker.registry import DutyContext, duty
@@ -17,11 +17,8 @@ async def publish_scheduled(ctx: DutyContext) -> int:
     published = 0
     while True:
         async with transaction(ctx.db) as session:
-            count = await service.publish_due_articles(
-                session,
-                now=clock.now(),
-                limit=ctx.settings.WORKER_BATCH_SIZE,
-                revisions_kept=ctx.settings.ARTICLE_REVISIONS_KEPT,
+            count = await publishing.publish_due_articles(
+                session, now=clock.now(), settings=ctx.settings
             )
         published += count
         if count < ctx.settings.WORKER_BATCH_SIZE:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from townsquare.cms.enums import ArticleStatus, RevisionReason
 from townsquare.cms.models import (
@@ -19,57 +19,24 @@ from townsquare.cms.models import (
     TAG_SLUG_MAX,
     TITLE_MAX,
 )
-from townsquare.kit.slugs import SLUG_PATTERN
+from townsquare.kit.fields import PlainText, RequestBody, SingleLine, Slug, not_null
 
 MAX_TAGS_PER_ARTICLE = 50
 
-
-def _single_line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _plain_text(value: str) -> str:
-    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters other than tabs and newlines")
-    return value
-
-
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
-    AfterValidator(_single_line),
-]
-Excerpt = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=EXCERPT_MAX),
-    AfterValidator(_plain_text),
-]
+Title = Annotated[str, SingleLine(TITLE_MAX)]
+Excerpt = Annotated[str, PlainText(EXCERPT_MAX)]
 Body = Annotated[str, StringConstraints(max_length=BODY_MAX)]
-ArticleSlug = Annotated[str, StringConstraints(max_length=SLUG_MAX, pattern=SLUG_PATTERN)]
-CategoryName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=CATEGORY_NAME_MAX),
-    AfterValidator(_single_line),
-]
-CategorySlug = Annotated[str, StringConstraints(max_length=CATEGORY_SLUG_MAX, pattern=SLUG_PATTERN)]
-TagName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_NAME_MAX),
-    AfterValidator(_single_line),
-]
-TagSlug = Annotated[str, StringConstraints(max_length=TAG_SLUG_MAX, pattern=SLUG_PATTERN)]
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+ArticleSlug = Annotated[str, Slug(SLUG_MAX)]
+CategoryName = Annotated[str, SingleLine(CATEGORY_NAME_MAX)]
+CategorySlug = Annotated[str, Slug(CATEGORY_SLUG_MAX)]
+TagName = Annotated[str, SingleLine(TAG_NAME_MAX)]
+TagSlug = Annotated[str, Slug(TAG_SLUG_MAX)]
 
 
 # --- categories and tags -------------------------------------------------------------------
 
 
-class CategoryCreate(_Input):
+class CategoryCreate(RequestBody):
     name: CategoryName
     slug: CategorySlug | None = Field(
         default=None, description="Made from the name when left out (`-2`, `-3`… on conflict)."
@@ -77,15 +44,17 @@ class CategoryCreate(_Input):
     parent_id: uuid.UUID | None = None
 
 
-class CategoryUpdate(_Input):
+class CategoryUpdate(RequestBody):
     name: CategoryName | None = None
     slug: CategorySlug | None = None
     parent_id: uuid.UUID | None = Field(
         default=None, description="Another category of the org, or null for a top category."
     )
 
+    _required = not_null("name", "slug")
 
-class CategoryOut(BaseModel):
+
+class Category(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -96,19 +65,21 @@ class CategoryOut(BaseModel):
     updated_at: datetime
 
 
-class TagCreate(_Input):
+class TagCreate(RequestBody):
     name: TagName
     slug: TagSlug | None = Field(
         default=None, description="Made from the name when left out (`-2`, `-3`… on conflict)."
     )
 
 
-class TagUpdate(_Input):
+class TagUpdate(RequestBody):
     name: TagName | None = None
     slug: TagSlug | None = None
 
+    _required = not_null("name", "slug")
 
-class TagOut(BaseModel):
+
+class Tag(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -129,7 +100,7 @@ class TagRef(BaseModel):
 # --- articles ------------------------------------------------------------------------------
 
 
-class ArticleCreate(_Input):
+class ArticleCreate(RequestBody):
     title: Title
     slug: ArticleSlug | None = Field(
         default=None,
@@ -142,8 +113,9 @@ class ArticleCreate(_Input):
     featured_media_id: uuid.UUID | None = None
 
 
-class ArticleUpdate(_Input):
-    """Only the fields sent change. `version` (or the `If-Match` header) is required."""
+class ArticleUpdate(RequestBody):
+    """Only the fields sent change; `null` clears `category_id` and `featured_media_id` and
+    is refused for the others. `version` (or the `If-Match` header) is required."""
 
     title: Title | None = None
     slug: ArticleSlug | None = None
@@ -155,12 +127,14 @@ class ArticleUpdate(_Input):
         default=None, ge=1, description="The version the client last saw (or send `If-Match`)."
     )
 
+    _required = not_null("title", "slug", "excerpt", "body", "version")
 
-class ArticleSchedule(_Input):
+
+class ArticleSchedule(RequestBody):
     publish_at: AwareDatetime = Field(description="When to publish; must be in the future.")
 
 
-class ArticleTagsReplace(_Input):
+class ArticleTagsReplace(RequestBody):
     tag_ids: list[uuid.UUID] = Field(max_length=MAX_TAGS_PER_ARTICLE)
 
 
@@ -188,11 +162,11 @@ class ArticleSummary(BaseModel):
     updated_at: datetime
 
 
-class ArticleOut(ArticleSummary):
+class Article(ArticleSummary):
     body: str
 
 
-class RevisionOut(BaseModel):
+class ArticleRevision(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
