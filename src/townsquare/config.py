@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     # CMS
     ARTICLE_REVISIONS_KEPT: int = 50
 
+    # Media and storage
+    STORAGE: Literal["local", "s3"] = "local"
+    MEDIA_DIR: Path = Path("./var/media")
+    S3_BUCKET: str | None = None
+    S3_REGION: str = "us-east-1"
+    S3_ENDPOINT_URL: str | None = None
+    S3_PUBLIC_ENDPOINT_URL: str | None = None
+    S3_ACCESS_KEY_ID: str | None = None
+    S3_SECRET_ACCESS_KEY: str | None = None
+    MEDIA_MAX_BYTES: int = Field(default=50 * 1024 * 1024, ge=1)
+    MEDIA_QUOTA_BYTES_PER_ORG: int = Field(default=1024**3, ge=0)
+    MEDIA_URL_TTL_SECONDS: int = Field(default=900, ge=10, le=900)
+    MEDIA_UPLOAD_TTL_SECONDS: int = Field(default=3600, ge=60)
+    MEDIA_MAX_IMAGE_PIXELS: int = Field(default=50_000_000, ge=1)
+    MEDIA_SVG_MAX_BYTES: int = Field(default=2 * 1024 * 1024, ge=1)
+
     # Worker
     RUN_WORKER_IN_PROCESS: bool = True
     WORKER_POLL_INTERVAL_SECONDS: float = 5.0

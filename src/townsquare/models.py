@@ -9,6 +9,8 @@ DOMAIN_MODEL_MODULES: tuple[str, ...] = (
     "townsquare.email.models",
     "townsquare.orgs.models",
     "townsquare.cms.models",
+    "townsquare.media.models",
+    "townsquare.storage.models",
 )
 
 

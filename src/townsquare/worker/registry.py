@@ -20,22 +20,35 @@ from dataclasses import dataclass
 
 from townsquare.config import Settings
 from townsquare.db import SessionSource
+from townsquare.storage.base import Storage
+from townsquare.storage.factory import create_storage
 
 DUTY_MODULES: tuple[str, ...] = (
     "townsquare.auth.duties",
     "townsquare.cms.duties",
     "townsquare.email.duties",
+    "townsquare.media.duties",
+    "townsquare.storage.duties",
 )
 """Modules imported by the runner so that their `@duty` decorators register."""
 
 
 @dataclass(frozen=True)
 class DutyContext:
-    """What a duty runs with: a session source, the settings, and the worker's id."""
+    """What a duty runs with: a session source, the settings, the worker's id, and the
+    file storage (the app's own in-process; made from the settings on first use else)."""
 
     db: SessionSource
     settings: Settings
     worker_id: str
+    storage_backend: Storage | None = None
+
+    @property
+    def storage(self) -> Storage:
+        if self.storage_backend is None:
+            object.__setattr__(self, "storage_backend", create_storage(self.settings))
+        assert self.storage_backend is not None
+        return self.storage_backend
 
 
 DutyFn = Callable[[DutyContext], Awaitable[int]]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from townsquare.config import Settings
 from townsquare.db import Database, SessionSource
+from townsquare.storage.base import Storage
 from townsquare.worker import signals
 from townsquare.worker.registry import Duty, DutyContext, load_duties
 
@@ -45,10 +46,16 @@ class Runner:
         *,
         duties: Sequence[Duty] | None = None,
         worker_id: str | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.settings = settings
         self.duties = list(duties) if duties is not None else load_duties()
-        self.context = DutyContext(db=db, settings=settings, worker_id=worker_id or new_worker_id())
+        self.context = DutyContext(
+            db=db,
+            settings=settings,
+            worker_id=worker_id or new_worker_id(),
+            storage_backend=storage,
+        )
         self.stopping = False
         self._listener: signals.WakeupListener | None = None
 
@@ -160,9 +167,11 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         logger.error("in-process worker crashed", exc_info=task.exception())
 
 
-def start_background(db: SessionSource, settings: Settings) -> BackgroundWorker:
+def start_background(
+    db: SessionSource, settings: Settings, *, storage: Storage | None = None
+) -> BackgroundWorker:
     """Start the runner as a task of the running loop (the web process's lifespan)."""
-    return BackgroundWorker(Runner(db, settings))
+    return BackgroundWorker(Runner(db, settings, storage=storage))
 
 
 async def run_standalone(settings: Settings, *, once: bool = False) -> int:
@@ -199,4 +208,6 @@ async def run_standalone(settings: Settings, *, once: bool = False) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if runner.context.storage_backend is not None:
+            await runner.context.storage_backend.close()
         await database.dispose()

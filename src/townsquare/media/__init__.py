@@ -1,0 +1,1 @@
+"""The media library: uploads checked by their bytes, image variants, quotas, cleanup."""

@@ -1,0 +1,335 @@
+"""Getting files in: a multipart upload streamed to storage, or a direct upload to a
+presigned URL completed afterwards. Either way the stored bytes decide what the file is,
+and nothing that fails a check stays stored.
+
+No database transaction stays open while bytes travel: the upload streams first, and the
+quota is decided afterwards under the organization's lock, so a slow client holds no lock
+(on SQLite, no write lock on the whole database).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from townsquare.config import Settings
+from townsquare.db import commit
+from townsquare.kit import clock
+from townsquare.media import inspect
+from townsquare.media.enums import MediaStatus, VariantsStatus
+from townsquare.media.errors import (
+    EmptyFile,
+    FileMissing,
+    FileTooLarge,
+    QuotaExceeded,
+    UploadNotFound,
+)
+from townsquare.media.filenames import clean_filename
+from townsquare.media.models import MediaItem
+from townsquare.media.multipart import StreamingForm
+from townsquare.media.service import bytes_used, lock_organization, original_key
+from townsquare.orgs.context import OrgContext
+from townsquare.storage.base import (
+    ByteRange,
+    ObjectTooLarge,
+    PresignedUpload,
+    Storage,
+    stream_bytes,
+)
+from townsquare.storage.files import local_file
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A stored object that passed every check."""
+
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+
+
+async def _end_read_transaction(session: AsyncSession) -> None:
+    # The guard's reads are done; release the connection while the client sends bytes.
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("an upload must not start with unsaved changes")
+    await session.commit()
+
+
+async def _peek(chunks: AsyncIterator[bytes], size: int) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first `size` bytes (fewer if the stream is shorter), and the whole stream again."""
+    head = bytearray()
+    first: list[bytes] = []
+    async for chunk in chunks:
+        first.append(chunk)
+        head += chunk
+        if len(head) >= size:
+            break
+
+    async def replay() -> AsyncIterator[bytes]:
+        for chunk in first:
+            yield chunk
+        async for chunk in chunks:
+            yield chunk
+
+    return bytes(head), replay()
+
+
+async def _collect(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    data = bytearray()
+    async for chunk in chunks:
+        data += chunk
+        if len(data) > limit:
+            raise FileTooLarge(f"SVG files may be at most {limit} bytes.")
+    return bytes(data)
+
+
+async def _store_checked(
+    storage: Storage,
+    key: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    filename: str,
+    declared_type: str | None,
+    settings: Settings,
+) -> Checked:
+    """Store the stream under `key` if its bytes pass; on any refusal nothing stays."""
+    head, stream = await _peek(chunks, inspect.HEAD_BYTES)
+    content_type = inspect.detect_type(head, filename, declared_type)
+    if content_type == "image/svg+xml":
+        svg = await _collect(stream, settings.MEDIA_SVG_MAX_BYTES)
+        clean = await anyio.to_thread.run_sync(inspect.sanitize_svg, svg)
+        stream = stream_bytes(clean)
+    try:
+        size = await storage.put(
+            key, stream, content_type=content_type, max_bytes=settings.MEDIA_MAX_BYTES
+        )
+    except ObjectTooLarge as exc:
+        raise FileTooLarge() from exc
+    try:
+        return await _check_stored(storage, key, content_type, size, settings)
+    except BaseException:
+        await storage.delete(key)
+        raise
+
+
+async def _check_stored(
+    storage: Storage, key: str, content_type: str, size: int, settings: Settings
+) -> Checked:
+    if size == 0:
+        raise EmptyFile()
+    if content_type not in inspect.RASTER_TYPES:
+        return Checked(content_type=content_type, size=size, width=None, height=None)
+    async with local_file(storage, key) as path:
+        inspected = await anyio.to_thread.run_sync(
+            inspect.inspect_image, path, content_type, settings.MEDIA_MAX_IMAGE_PIXELS
+        )
+    return Checked(
+        content_type=content_type, size=size, width=inspected.width, height=inspected.height
+    )
+
+
+async def _admit(
+    session: AsyncSession,
+    ctx: OrgContext,
+    storage: Storage,
+    key: str,
+    size: int,
+    settings: Settings,
+    *,
+    excluding: uuid.UUID | None = None,
+) -> None:
+    """Under the organization's lock: the stored file fits the quota, or it goes."""
+    await lock_organization(session, ctx.org.id)
+    used = await bytes_used(session, ctx.org.id, excluding=excluding)
+    if used + size > settings.MEDIA_QUOTA_BYTES_PER_ORG:
+        await storage.delete(key)
+        raise QuotaExceeded(extra={"bytes_used": used, "quota": settings.MEDIA_QUOTA_BYTES_PER_ORG})
+
+
+async def upload_multipart(
+    session: AsyncSession,
+    ctx: OrgContext,
+    form: StreamingForm,
+    *,
+    storage: Storage,
+    settings: Settings,
+    content_length: int | None,
+) -> MediaItem:
+    """Stream the form's `file` to storage, check it, and record it (with `alt`, `title`)."""
+    part = await form.open_file()
+    filename = clean_filename(part.filename)
+    inspect.check_name_and_declared_type(filename, part.content_type)
+    if content_length is not None and content_length > settings.MEDIA_MAX_BYTES + 64 * 1024:
+        raise FileTooLarge()
+    if await bytes_used(session, ctx.org.id) >= settings.MEDIA_QUOTA_BYTES_PER_ORG:
+        raise QuotaExceeded()
+    await _end_read_transaction(session)
+    media_id = uuid.uuid4()
+    key = original_key(ctx.org.id, media_id)
+    checked = await _store_checked(
+        storage,
+        key,
+        form.file_chunks(),
+        filename=filename,
+        declared_type=part.content_type,
+        settings=settings,
+    )
+    try:
+        fields = await form.finish()
+        await _admit(session, ctx, storage, key, checked.size, settings)
+    except BaseException:
+        await storage.delete(key)
+        raise
+    item = MediaItem(
+        id=media_id,
+        organization_id=ctx.org.id,
+        uploaded_by_id=ctx.user.id,
+        status=MediaStatus.ready,
+        storage_key=key,
+        filename=filename,
+        content_type=checked.content_type,
+        size=checked.size,
+        width=checked.width,
+        height=checked.height,
+        alt=fields.get("alt", "")[:500].strip(),
+        title=fields.get("title", "")[:200].strip(),
+        variants_status=_variants_status(checked.content_type),
+    )
+    session.add(item)
+    await session.flush()
+    return item
+
+
+def _variants_status(content_type: str) -> VariantsStatus:
+    return VariantsStatus.pending if content_type in inspect.RASTER_TYPES else VariantsStatus.none
+
+
+async def reserve_upload(
+    session: AsyncSession,
+    ctx: OrgContext,
+    *,
+    filename: str,
+    content_type: str,
+    size: int,
+    alt: str,
+    title: str,
+    storage: Storage,
+    settings: Settings,
+) -> tuple[MediaItem, PresignedUpload]:
+    """Reserve `size` bytes of the quota and a presigned URL to PUT the file to."""
+    name = clean_filename(filename)
+    inspect.check_name_and_declared_type(name, content_type)
+    if size > settings.MEDIA_MAX_BYTES:
+        raise FileTooLarge()
+    await lock_organization(session, ctx.org.id)
+    used = await bytes_used(session, ctx.org.id)
+    if used + size > settings.MEDIA_QUOTA_BYTES_PER_ORG:
+        raise QuotaExceeded(extra={"bytes_used": used, "quota": settings.MEDIA_QUOTA_BYTES_PER_ORG})
+    media_id = uuid.uuid4()
+    expires_at = clock.now() + timedelta(seconds=settings.MEDIA_UPLOAD_TTL_SECONDS)
+    item = MediaItem(
+        id=media_id,
+        organization_id=ctx.org.id,
+        uploaded_by_id=ctx.user.id,
+        status=MediaStatus.pending,
+        storage_key=original_key(ctx.org.id, media_id),
+        filename=name,
+        content_type=content_type.split(";", 1)[0].strip().lower(),
+        size=size,
+        alt=alt,
+        title=title,
+        upload_expires_at=expires_at,
+    )
+    session.add(item)
+    await session.flush()
+    presigned = await storage.presigned_put(
+        item.storage_key, content_type=item.content_type, max_bytes=size, expires_at=expires_at
+    )
+    return item, presigned
+
+
+async def _pending(session: AsyncSession, ctx: OrgContext, upload_id: uuid.UUID) -> MediaItem:
+    item = await session.scalar(
+        select(MediaItem)
+        .where(
+            MediaItem.id == upload_id,
+            MediaItem.organization_id == ctx.org.id,
+            MediaItem.status == MediaStatus.pending,
+        )
+        .execution_options(populate_existing=True)
+    )
+    if item is None or (item.upload_expires_at and item.upload_expires_at <= clock.now()):
+        raise UploadNotFound()
+    return item
+
+
+async def complete_upload(
+    session: AsyncSession,
+    ctx: OrgContext,
+    upload_id: uuid.UUID,
+    *,
+    storage: Storage,
+    settings: Settings,
+) -> MediaItem:
+    """Re-read what the client stored and check it like a multipart upload. A file that
+    fails is deleted with its reservation (committed, even though the answer is an error)."""
+    item = await _pending(session, ctx, upload_id)
+    info = await storage.head(item.storage_key)
+    if info is None:
+        raise FileMissing()
+    key, filename, declared = item.storage_key, item.filename, item.content_type
+    await _end_read_transaction(session)
+    try:
+        if info.size > settings.MEDIA_MAX_BYTES:
+            raise FileTooLarge()
+        checked = await _check_in_place(storage, key, filename, declared, info.size, settings)
+    except BaseException:
+        await storage.delete(key)
+        await _drop_reservation(session, ctx, upload_id)
+        raise
+    item = await _pending(session, ctx, upload_id)
+    try:
+        await _admit(session, ctx, storage, key, checked.size, settings, excluding=item.id)
+    except QuotaExceeded:
+        await _drop_reservation(session, ctx, upload_id)
+        raise
+    item.status = MediaStatus.ready
+    item.size = checked.size
+    item.content_type = checked.content_type
+    item.width, item.height = checked.width, checked.height
+    item.upload_expires_at = None
+    item.variants_status = _variants_status(checked.content_type)
+    await session.flush()
+    return item
+
+
+async def _check_in_place(
+    storage: Storage, key: str, filename: str, declared: str, size: int, settings: Settings
+) -> Checked:
+    """Check an object a client stored directly; an SVG is replaced by its sanitized self."""
+    if size == 0:
+        raise EmptyFile()
+    stored = await storage.open(key, byte_range=ByteRange(0, min(size, inspect.HEAD_BYTES) - 1))
+    head = b"".join([chunk async for chunk in stored.chunks])
+    content_type = inspect.detect_type(head, filename, declared)
+    if content_type == "image/svg+xml":
+        whole = await storage.open(key)
+        svg = await _collect(whole.chunks, settings.MEDIA_SVG_MAX_BYTES)
+        clean = await anyio.to_thread.run_sync(inspect.sanitize_svg, svg)
+        size = await storage.put(key, stream_bytes(clean), content_type=content_type)
+    return await _check_stored(storage, key, content_type, size, settings)
+
+
+async def _drop_reservation(session: AsyncSession, ctx: OrgContext, upload_id: uuid.UUID) -> None:
+    await session.rollback()
+    item = await session.get(MediaItem, upload_id)
+    if item is not None and item.organization_id == ctx.org.id:
+        await session.delete(item)
+        await commit(session)

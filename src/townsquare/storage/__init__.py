@@ -1,0 +1,1 @@
+"""File storage: one small interface, a local-folder backend and an S3 backend."""
