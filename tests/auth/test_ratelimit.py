@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
+import limits.aio.storage.memory
 import pytest
 import redis.asyncio as redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.auth.helpers import API, login, register, unique_email
 from tests.conftest import RolledBackDatabase, _client_for, make_settings
 from tests.factories import DEFAULT_PASSWORD, create_user, sign_in
+from townsquare import ratelimit
 from townsquare.main import create_app
 
 REDIS_URL = "redis://127.0.0.1:6379/2"
@@ -24,20 +26,46 @@ async def _client(db: RolledBackDatabase, **overrides: object) -> AsyncIterator[
 
 
 @pytest.fixture
-async def redis_db() -> AsyncIterator[redis.Redis]:
-    connection = redis.Redis.from_url(REDIS_URL)
+async def redis_db() -> AsyncIterator[redis.Redis[bytes]]:
+    pool: redis.ConnectionPool[redis.Connection] = redis.ConnectionPool.from_url(REDIS_URL)
+    connection: redis.Redis[bytes] = redis.Redis(connection_pool=pool)
     await connection.flushdb()
     try:
         yield connection
     finally:
         await connection.flushdb()
-        await connection.aclose()
+        await pool.disconnect()
 
 
-def _assert_limited(response: httpx.Response) -> None:
+class MovableTime:
+    """Stands in for the `time` module where the in-memory windows read the time."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def limits_clock(monkeypatch: pytest.MonkeyPatch) -> MovableTime:
+    """The clock of the in-memory counters and of `Retry-After`, moved by the test."""
+    clock = MovableTime()
+    monkeypatch.setattr(limits.aio.storage.memory, "time", clock)
+    monkeypatch.setattr(ratelimit, "time", clock)
+    return clock
+
+
+def _assert_limited(response: httpx.Response) -> int:
+    """Assert a 429 and return its Retry-After (seconds)."""
     assert response.status_code == 429
     assert response.json()["code"] == "rate_limited"
-    assert int(response.headers["Retry-After"]) >= 1
+    retry_after = int(response.headers["Retry-After"])
+    assert retry_after >= 1
+    return retry_after
 
 
 class TestLoginLimits:
@@ -68,13 +96,19 @@ class TestLoginLimits:
                 assert (await login(client, user.email, "wrong-password-guess")).status_code == 401
             assert (await login(client, user.email, DEFAULT_PASSWORD)).status_code == 200
 
-    async def test_window_moves_on(self, session: AsyncSession, db: RolledBackDatabase) -> None:
+    async def test_window_moves_on(
+        self, session: AsyncSession, db: RolledBackDatabase, limits_clock: MovableTime
+    ) -> None:
         user = await create_user(session)
-        async for client in _client(db, RATE_LIMIT_LOGIN_ACCOUNT="2/second"):
+        async for client in _client(db, RATE_LIMIT_LOGIN_ACCOUNT="2/minute"):
             for _ in range(2):
-                await login(client, user.email, "wrong-password-guess")
-            _assert_limited(await login(client, user.email, DEFAULT_PASSWORD))
-            await asyncio.sleep(1.1)
+                assert (await login(client, user.email, "wrong-password-guess")).status_code == 401
+            assert 59 <= _assert_limited(await login(client, user.email, DEFAULT_PASSWORD)) <= 60
+
+            limits_clock.advance(45)  # a moving window: both failures still count
+            assert 14 <= _assert_limited(await login(client, user.email, DEFAULT_PASSWORD)) <= 15
+
+            limits_clock.advance(16)
             assert (await login(client, user.email, DEFAULT_PASSWORD)).status_code == 200
 
 
@@ -133,7 +167,7 @@ class TestOtherEndpoints:
 
 class TestSharedThroughRedis:
     async def test_two_app_instances_share_counts(
-        self, session: AsyncSession, db: RolledBackDatabase, redis_db: redis.Redis
+        self, session: AsyncSession, db: RolledBackDatabase, redis_db: redis.Redis[bytes]
     ) -> None:
         user = await create_user(session)
         first = create_app(make_settings(REDIS_URL=REDIS_URL), database=db)

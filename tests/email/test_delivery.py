@@ -326,13 +326,15 @@ class TestConcurrency:
         rows = [await _enqueue(session, f"u{i}@example.org") for i in range(8)]
         in_flight = 0
         most_in_flight = 0
+        # A send returns only once four are under way: fewer lanes would time the sends out.
+        four_at_once = asyncio.Barrier(4)
 
         class SlowSender(_FlakySender):
             async def send(self, message: EmailMessage) -> str:
                 nonlocal in_flight, most_in_flight
                 in_flight += 1
                 most_in_flight = max(most_in_flight, in_flight)
-                await asyncio.sleep(0.05)
+                await four_at_once.wait()
                 in_flight -= 1
                 return await super().send(message)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from townsquare.worker import signals
@@ -33,8 +35,21 @@ class TestDutyRegistry:
 
 
 class TestWakeup:
-    async def test_safe_without_runner(self) -> None:
-        signals.request_wakeup()
+    async def test_a_runner_that_left_is_not_woken(self) -> None:
+        left = signals.subscribe()
+        signals.unsubscribe(left)
+        signals.request_wakeup()  # no runner in this process now: a no-op, not an error
+        assert not left.event.is_set()
+        assert left.take() == (False, set())
+
+    async def test_wakes_listener_from_another_thread(self) -> None:
+        listener = signals.subscribe()
+        try:
+            await asyncio.to_thread(signals.request_wakeup, "email.deliver")
+            await asyncio.wait_for(listener.event.wait(), 5)
+            assert listener.take() == (False, {"email.deliver"})
+        finally:
+            signals.unsubscribe(listener)
 
     async def test_wakes_listener(self) -> None:
         listener = signals.subscribe()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Literal
 
 import pytest
 from sqlalchemy import select
@@ -17,8 +18,11 @@ from townsquare.email.enums import EmailStatus
 from townsquare.email.models import OutboxEmail
 from townsquare.email.service import enqueue_email
 from townsquare.main import create_app
+from townsquare.worker import signals
 from townsquare.worker.registry import Duty, DutyContext, load_duties
 from townsquare.worker.runner import Runner
+
+WORKER_TASK = "townsquare-worker"
 
 
 async def _wait_until(condition: object, timeout: float = 10.0) -> None:
@@ -31,6 +35,41 @@ async def _wait_until(condition: object, timeout: float = 10.0) -> None:
 def _email_duty() -> Duty:
     [duty] = [d for d in load_duties() if d.name == "email.deliver"]
     return duty
+
+
+def _worker_tasks() -> list[asyncio.Task[object]]:
+    return [task for task in asyncio.all_tasks() if task.get_name() == WORKER_TASK]
+
+
+class IdleWatch(asyncio.Event):
+    """A listener's event that tells when a runner sits down to wait for it: `idle` is set
+    while the runner waits (nothing more to sweep before a wake-up or its interval)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.idle.set()
+        try:
+            return await super().wait()
+        finally:
+            self.idle.clear()
+
+
+@pytest.fixture
+def idle_watch(monkeypatch: pytest.MonkeyPatch) -> IdleWatch:
+    """The wake-up event of the next runner started, watched."""
+    watch = IdleWatch()
+    subscribe = signals.subscribe
+
+    def watched_subscribe() -> signals.WakeupListener:
+        listener = subscribe()
+        listener.event = watch
+        return listener
+
+    monkeypatch.setattr(signals, "subscribe", watched_subscribe)
+    return watch
 
 
 class TestRunOnce:
@@ -105,7 +144,7 @@ class TestRun:
         assert task.exception() is None
 
     async def test_commit_wakes_runner_before_interval(
-        self, db: RolledBackDatabase, smtp_server: SmtpServer
+        self, db: RolledBackDatabase, smtp_server: SmtpServer, idle_watch: IdleWatch
     ) -> None:
         settings = make_settings(WORKER_POLL_INTERVAL_SECONDS=3600, **smtp_server.settings())
         sweeps: list[int] = []
@@ -119,6 +158,7 @@ class TestRun:
         runner = Runner(db, settings, duties=[Duty("email.deliver", counted, None)])
         task = asyncio.create_task(runner.run())
         await _wait_until(lambda: len(sweeps) == 1)  # the first sweep: nothing to do
+        await asyncio.wait_for(idle_watch.idle.wait(), 5)
         assert sweeps == [0]
 
         session = db.session()
@@ -128,19 +168,20 @@ class TestRun:
 
         # Woken, it delivers, looks again for more, then goes back to its hour-long wait.
         await _wait_until(lambda: len(sweeps) == 3, timeout=5)
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(idle_watch.idle.wait(), 5)
+        assert sweeps == [0, 1, 0]
         runner.stop()
         await asyncio.wait_for(task, 5)
         assert sweeps == [0, 1, 0]
         assert smtp_server.messages[0]["Message-ID"] == row.message_id
 
     async def test_stop_lets_current_sweep_finish(self, db: RolledBackDatabase) -> None:
-        started = asyncio.Event()
+        started, release = asyncio.Event(), asyncio.Event()
         finished: list[bool] = []
 
         async def slow(ctx: DutyContext) -> int:
             started.set()
-            await asyncio.sleep(0.2)
+            await release.wait()
             finished.append(True)
             return 0
 
@@ -148,8 +189,10 @@ class TestRun:
         task = asyncio.create_task(runner.run())
         await started.wait()
         runner.stop()
+        release.set()  # the sweep goes on after stop(): a cancelled one never gets here
         await asyncio.wait_for(task, 5)
         assert finished == [True]
+        assert task.exception() is None
 
 
 class TestInProcessWorker:
@@ -166,6 +209,7 @@ class TestInProcessWorker:
         app = create_app(settings, database=committed_db)
         async for client in _client_for(app):
             assert (await client.get("/healthz")).status_code == 200
+            assert len(_worker_tasks()) == 1
             async with transaction(committed_db) as session:
                 row = await enqueue_email(
                     session, to="ada@example.org", template="test", context={}
@@ -174,26 +218,35 @@ class TestInProcessWorker:
             await _wait_until_sent(committed_db, row.id)
 
         assert smtp_server.messages[0]["Message-ID"] == row.message_id
+        assert _worker_tasks() == []
 
     async def test_no_worker_when_disabled(
         self, committed_db: Database, smtp_server: SmtpServer
     ) -> None:
         settings = make_settings(RUN_WORKER_IN_PROCESS=False, **smtp_server.settings())
         app = create_app(settings, database=committed_db)
-        async for _client in _client_for(app):
+        async for client in _client_for(app):
+            assert (await client.get("/healthz")).status_code == 200
+            # What would deliver the email is absent: no worker task, nobody to wake.
+            assert _worker_tasks() == []
             async with transaction(committed_db) as session:
-                await enqueue_email(session, to="ada@example.org", template="test", context={})
-            await asyncio.sleep(0.3)
+                row = await enqueue_email(
+                    session, to="ada@example.org", template="test", context={}
+                )
         assert smtp_server.messages == []
+        assert await _status(committed_db, row.id) == EmailStatus.pending
+
+        # It waited for a worker, not on a fault: a standalone sweep delivers it.
+        await Runner(committed_db, settings, duties=[_email_duty()]).run_once()
+        assert [m["Message-ID"] for m in smtp_server.messages] == [row.message_id]
+
+
+async def _status(database: Database, email_id: uuid.UUID) -> EmailStatus | None:
+    async with transaction(database, write=False) as session:
+        return await session.scalar(select(OutboxEmail.status).where(OutboxEmail.id == email_id))
 
 
 async def _wait_until_sent(database: Database, email_id: uuid.UUID) -> None:
     async with asyncio.timeout(5):
-        while True:
-            async with transaction(database, write=False) as session:
-                status = await session.scalar(
-                    select(OutboxEmail.status).where(OutboxEmail.id == email_id)
-                )
-            if status == EmailStatus.sent:
-                return
+        while await _status(database, email_id) != EmailStatus.sent:
             await asyncio.sleep(0.02)
