@@ -133,7 +133,7 @@ class SesServer:
             response.read()
 
     def sent_messages(self) -> list[Any]:
-        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.core.models import DEFAULT_ACCOUNT_ID
         from moto.ses.models import ses_backends
 
         return list(ses_backends[DEFAULT_ACCOUNT_ID][self.region].sent_messages)

@@ -20,7 +20,7 @@ class TestSettings:
 
     def test_default_database_is_embedded_sqlite(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("TOWNSQUARE_DATABASE_URL", raising=False)
-        assert Settings(_env_file=None).DATABASE_URL.startswith("sqlite+aiosqlite:///")  # type: ignore[call-arg]
+        assert Settings(_env_file=None).DATABASE_URL.startswith("sqlite+aiosqlite:///")
 
 
 class TestProductionRefusal:

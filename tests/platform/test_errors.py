@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -55,9 +57,9 @@ class _TooManyConnections(Exception):
 
 
 @pytest.fixture
-async def probe(db: RolledBackDatabase, settings: Settings) -> httpx.AsyncClient:
+async def probe(db: RolledBackDatabase, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async for client in _client_for(_app_with_probe_routes(db, settings)):
-        yield client  # type: ignore[misc]
+        yield client
 
 
 def _assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
