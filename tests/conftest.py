@@ -45,6 +45,7 @@ def make_settings(**overrides: object) -> Settings:
         "RUN_WORKER_IN_PROCESS": False,
         "EMAIL_BACKEND": "console",
         "EMAIL_FILE_DIR": _TMP / "mail",
+        "MEDIA_DIR": _TMP / "media",
         "ARGON2_MEMORY_COST_KIB": 19 * 1024,
     }
     values.update(overrides)
