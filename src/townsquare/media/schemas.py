@@ -49,6 +49,13 @@ class MediaUpdate(RequestBody):
     _required = not_null("alt", "title")
 
 
+class MediaFormFields(RequestBody):
+    """The text fields of a multipart upload, beside its `file`."""
+
+    alt: Alt = ""
+    title: Title = ""
+
+
 class UploadCreate(RequestBody):
     """What the client means to upload; checked again against the bytes at `complete`."""
 

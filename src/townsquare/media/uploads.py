@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.config import Settings
 from townsquare.db import commit
+from townsquare.errors import field_error
 from townsquare.kit import clock
-from townsquare.media import inspect
+from townsquare.media import inspect, schemas
 from townsquare.media.enums import MediaStatus, VariantsStatus
 from townsquare.media.errors import (
     EmptyFile,
@@ -166,6 +168,7 @@ async def upload_multipart(
     part = await form.open_file()
     filename = clean_filename(part.filename)
     inspect.check_name_and_declared_type(filename, part.content_type)
+    _form_fields(form.fields)  # the fields sent before the file, refused before any byte
     if content_length is not None and content_length > settings.MEDIA_MAX_BYTES + 64 * 1024:
         raise FileTooLarge()
     if await bytes_used(session, ctx.org.id) >= settings.MEDIA_QUOTA_BYTES_PER_ORG:
@@ -182,7 +185,7 @@ async def upload_multipart(
         settings=settings,
     )
     try:
-        fields = await form.finish()
+        fields = _form_fields(await form.finish())
         await _admit(session, ctx, storage, key, checked.size, settings)
     except BaseException:
         await storage.delete(key)
@@ -198,13 +201,23 @@ async def upload_multipart(
         size=checked.size,
         width=checked.width,
         height=checked.height,
-        alt=fields.get("alt", "")[:500].strip(),
-        title=fields.get("title", "")[:200].strip(),
+        alt=fields.alt,
+        title=fields.title,
         variants_status=_variants_status(checked.content_type),
     )
     session.add(item)
     await session.flush()
     return item
+
+
+def _form_fields(fields: dict[str, str]) -> schemas.MediaFormFields:
+    """The form's text fields, checked like a JSON body's (422 naming the field)."""
+    try:
+        return schemas.MediaFormFields.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "form"
+        raise field_error(field, error["msg"]) from exc
 
 
 def _variants_status(content_type: str) -> VariantsStatus:
