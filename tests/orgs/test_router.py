@@ -18,7 +18,8 @@ from tests.orgs.helpers import API, error_fields, fresh_org, problem, signed_in
 from townsquare.config import Settings
 from townsquare.db import TransactionalRoute
 from townsquare.main import create_app
-from townsquare.orgs.deps import OrgContext, org_guard
+from townsquare.orgs.context import OrgContext
+from townsquare.orgs.deps import org_guard
 from townsquare.orgs.enums import MemberRole, Module, Permission
 from townsquare.orgs.models import Invitation, Membership, Organization
 

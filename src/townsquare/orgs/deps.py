@@ -18,21 +18,6 @@ from townsquare.orgs.errors import ModuleDisabled, OrganizationNotFound, Permiss
 from townsquare.orgs.models import Membership, Organization, OrganizationModule
 from townsquare.orgs.permissions import role_has
 
-__all__ = [
-    "AuditReader",
-    "MembersManager",
-    "MembersReader",
-    "ModulesManager",
-    "OrgAdmin",
-    "OrgContext",
-    "OrgGuard",
-    "OrgOwner",
-    "OrgReader",
-    "OwnershipTransferrer",
-    "module_enabled",
-    "org_guard",
-]
-
 
 class OrgGuard:
     """Dependency: 404 unless the caller is a member, 403 without `permission` or `module`."""

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from townsquare.auth.models import EMAIL_MAX as USER_EMAIL_MAX
 from townsquare.kit.fields import (
     Email,
     HttpUrlText,
@@ -23,6 +24,8 @@ from townsquare.orgs.models import AVATAR_URL_MAX, NAME_MAX, SLUG_MAX
 OrgName = Annotated[str, SingleLine(NAME_MAX)]
 OrgSlug = Annotated[str, Slug(SLUG_MAX)]
 AvatarUrl = Annotated[str, HttpUrlText(AVATAR_URL_MAX)]
+# No longer than an account's address: only an account with this address can accept.
+InvitedEmail = Annotated[Email, Field(max_length=USER_EMAIL_MAX)]
 
 
 # --- organizations ----------------------------------------------------------------------
@@ -105,7 +108,7 @@ class OwnershipTransferred(BaseModel):
 
 
 class InvitationCreate(RequestBody):
-    email: Email
+    email: InvitedEmail
     role: MemberRole = Field(
         default=MemberRole.member,
         description="Any role but owner, and not above the inviter's own role.",
