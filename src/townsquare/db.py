@@ -47,6 +47,7 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mappe
 from townsquare.config import Settings
 from townsquare.kit import clock
 from townsquare.kit.slugs import slugify, with_suffix
+from townsquare.read_pool import ReadPool
 
 logger = logging.getLogger("townsquare.db")
 RowT = TypeVar("RowT")
@@ -357,7 +358,10 @@ class SessionSource(Protocol):
 
 
 class Database:
-    """The engine and its session factories. Write sessions take SQLite's lock up front."""
+    """The engine and its session factories. Write sessions take SQLite's lock up front.
+
+    On PostgreSQL it also owns the `read_pool` (`read_pool.py`) for hot single-statement
+    reads, opened on first use; `dispose()` closes it with the engine."""
 
     def __init__(self, settings: Settings, url: str | None = None) -> None:
         self.settings = settings
@@ -367,11 +371,16 @@ class Database:
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_pool: ReadPool | None = (
+            None if self.is_sqlite else ReadPool(self.engine, size=settings.DATABASE_POOL_SIZE)
+        )
 
     def session(self, *, write: bool = True) -> AsyncSession:
         return (self._write if write else self._read)()
 
     async def dispose(self) -> None:
+        if self.read_pool is not None:
+            await self.read_pool.close()
         await self.engine.dispose()
 
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from townsquare.cms.public_router import add_public_routes
 from townsquare.config import Settings, get_settings
 from townsquare.db import Database, SessionSource
 from townsquare.errors import install_error_handlers
@@ -25,14 +26,11 @@ def api_router() -> APIRouter:
     """Every versioned route of the API, mounted under /api/v1."""
     from townsquare.auth.router import admin_router as auth_admin_router
     from townsquare.auth.router import router as auth_router
-    from townsquare.cms.public_router import router as cms_public_router
     from townsquare.cms.router import router as cms_router
     from townsquare.me.router import router as me_router
     from townsquare.orgs.router import router as orgs_router
 
     router = APIRouter(prefix=API_PREFIX)
-    # First: routes are matched in order, and the public reads are the hot path.
-    router.include_router(cms_public_router)
     router.include_router(auth_router)
     router.include_router(me_router)
     router.include_router(auth_admin_router)
@@ -64,9 +62,6 @@ def create_app(
             if worker is not None:
                 await worker.stop()
             await close_rate_limiter(app)
-            from townsquare.cms.public import close_read_pool
-
-            await close_read_pool(app)
             if owned is not None:
                 await owned.dispose()
 
@@ -95,6 +90,9 @@ def create_app(
             allow_headers=["*"],
         )
     app.add_middleware(RequestContextMiddleware)
+    # Flat on the app and ahead of every included router: the public reads are the hot
+    # path, and an included router costs a walk of its tree per request (public_router).
+    add_public_routes(app.router, API_PREFIX)
     app.include_router(health_router)
     app.include_router(api_router())
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import Route
 
 from tests.conftest import _client_for, make_settings, postgres_only
 from tests.factories import (
@@ -19,7 +22,6 @@ from tests.factories import (
     create_user,
 )
 from townsquare.cms.enums import ArticleStatus
-from townsquare.cms.public import READ_POOL_APPLICATION_NAME
 from townsquare.config import Settings
 from townsquare.db import Database
 from townsquare.kit import clock
@@ -27,6 +29,7 @@ from townsquare.kit.pagination import encode_cursor
 from townsquare.main import create_app
 from townsquare.orgs.enums import Module
 from townsquare.orgs.models import Organization
+from townsquare.read_pool import READ_POOL_APPLICATION_NAME
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ITEM_KEYS = {"id", "slug", "title", "excerpt", "published_at", "author", "category", "tags"}
@@ -36,11 +39,11 @@ def _url(org: Organization, rest: str = "articles") -> str:
     return f"/api/v1/public/orgs/{org.slug}/{rest}"
 
 
-async def _walk(client: httpx.AsyncClient, url: str, **params: object) -> list[dict]:
-    items: list[dict] = []
+async def _walk(client: httpx.AsyncClient, url: str, **params: str | int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
     cursor = None
     for _ in range(100):
-        query = {**params, **({"cursor": cursor} if cursor else {})}
+        query: dict[str, str | int] = {**params, **({"cursor": cursor} if cursor else {})}
         response = await client.get(url, params=query)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -65,6 +68,31 @@ async def _one_of_each_status(session: AsyncSession, org: Organization) -> dict[
         )
         slugs[status.value] = article.slug
     return slugs
+
+
+class TestRegistration:
+    def test_public_routes_sit_flat_ahead_of_the_included_routers(self, app: FastAPI) -> None:
+        routes = app.router.routes
+        public = [i for i, r in enumerate(routes) if isinstance(r, Route) and "/public/" in r.path]
+        first_included = next(i for i, r in enumerate(routes) if not isinstance(r, Route))
+        assert len(public) == 3
+        assert max(public) < first_included
+
+    async def test_public_routes_are_documented(self, client: httpx.AsyncClient) -> None:
+        paths = (await client.get("/api/openapi.json")).json()["paths"]
+        schemas = {
+            "/api/v1/public/orgs/{org}/articles": "PublicArticlePage",
+            "/api/v1/public/orgs/{org}/articles/{slug}": "PublicArticle",
+        }
+        for path, schema in schemas.items():
+            operation = paths[path]["get"]
+            assert operation["tags"] == ["public"]
+            assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+                "$ref": f"#/components/schemas/{schema}"
+            }
+            assert "404" in operation["responses"]
+        feed = paths["/api/v1/public/orgs/{org}/feed.xml"]["get"]
+        assert "application/atom+xml" in feed["responses"]["200"]["content"]
 
 
 class TestOnlyPublished:

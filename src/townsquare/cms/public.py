@@ -4,13 +4,11 @@ This is the hot path of the API, so it loads no ORM objects: one prebuilt statem
 request (the org and its `cms` module are checked inside it, the tags come aggregated
 as JSON), only the columns the response shows, keyset paging on `(published_at, id)`,
 and the response body serialized once by pydantic-core. On PostgreSQL the statements,
-compiled once, run straight on asyncpg connections of a read pool of their own.
+compiled once, run straight on asyncpg connections of the database's read pool.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -18,23 +16,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import asyncpg  # type: ignore[import-untyped]
 from pydantic_core import to_json
 from sqlalchemy import JSON, Select, Table, and_, bindparam, func, select, tuple_
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
-from starlette.datastructures import State
 from starlette.requests import Request
 
 from townsquare.auth.models import User
 from townsquare.cms.enums import ArticleStatus
 from townsquare.cms.models import Article, ArticleTag, Category, Tag
 from townsquare.db import Database, SessionSource
-from townsquare.errors import ServiceUnavailable
 from townsquare.kit.pagination import decode_cursor, encode_cursor
 from townsquare.orgs.enums import Module
 from townsquare.orgs.models import Organization, OrganizationModule
+from townsquare.read_pool import CompiledReads, DriverReads, ReadStatement
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -150,20 +145,26 @@ def _keys_first(
 
 
 class _Statements:
-    """The prebuilt statements of one dialect (building them per request costs time)."""
+    """The prebuilt statements of one dialect (building them per request costs time), each
+    under the key the read pool caches its compiled SQL by."""
 
     def __init__(self, dialect: str) -> None:
         columns = _item_columns(dialect)
         newest_first = (articles.c.published_at.desc(), articles.c.id.desc())
         after = _after(articles.c.published_at, articles.c.id)
         base = _with_joins(select(*columns)).where(_is_published())
-        self.article = (
+        self.article = _read(
+            "article",
             _with_joins(select(*columns, articles.c.body))
             .where(_is_published(), articles.c.slug == bindparam("slug"))
-            .limit(1)
+            .limit(1),
         )
-        self.first_page = base.order_by(*newest_first).limit(bindparam("limit"))
-        self.next_page = base.where(after).order_by(*newest_first).limit(bindparam("limit"))
+        self.first_page = _read(
+            "first_page", base.order_by(*newest_first).limit(bindparam("limit"))
+        )
+        self.next_page = _read(
+            "next_page", base.where(after).order_by(*newest_first).limit(bindparam("limit"))
+        )
         # A category or a tag: first the page's (published_at, id) keys from the index
         # that serves them, then the rows, so page 500 costs what page 1 costs.
         category_id = (
@@ -180,9 +181,11 @@ class _Statements:
             articles.c.category_id == category_id,
             articles.c.status == ArticleStatus.published,
         )
-        self.category_first, self.category_next = _keys_first(
+        category_first, category_next = _keys_first(
             columns, category_keys, articles.c.published_at, articles.c.id
         )
+        self.category_first = _read("category_first", category_first)
+        self.category_next = _read("category_next", category_next)
         tag_id = (
             select(tags.c.id)
             .where(tags.c.organization_id == _public_org_id, tags.c.slug == bindparam("tag"))
@@ -191,10 +194,13 @@ class _Statements:
         tag_keys = select(
             article_tags.c.article_id.label("id"), article_tags.c.published_at.label("published_at")
         ).where(article_tags.c.tag_id == tag_id, article_tags.c.published_at.is_not(None))
-        self.tag_first, self.tag_next = _keys_first(
+        tag_first, tag_next = _keys_first(
             columns, tag_keys, article_tags.c.published_at, article_tags.c.article_id
         )
-        self.org = (
+        self.tag_first = _read("tag_first", tag_first)
+        self.tag_next = _read("tag_next", tag_next)
+        self.org = _read(
+            "org",
             select(organizations.c.id, organizations.c.name)
             .join(
                 organization_modules,
@@ -203,14 +209,19 @@ class _Statements:
                     organization_modules.c.module == Module.cms,
                 ),
             )
-            .where(organizations.c.slug == bindparam("org"))
+            .where(organizations.c.slug == bindparam("org")),
         )
-        self.feed = (
+        self.feed = _read(
+            "feed",
             _with_joins(select(*columns, articles.c.body, articles.c.updated_at))
             .where(_is_published())
             .order_by(*newest_first)
-            .limit(FEED_ENTRIES)
+            .limit(FEED_ENTRIES),
         )
+
+
+def _read(name: str, statement: Select[Any]) -> ReadStatement:
+    return ReadStatement(f"cms.public.{name}", statement)
 
 
 _statements: dict[str, _Statements] = {}
@@ -226,176 +237,63 @@ def statements(dialect: str) -> _Statements:
 # --- connections ---------------------------------------------------------------------------
 
 
-class _DriverStatement:
-    """A statement compiled once for asyncpg: its SQL, and its parameters in order."""
-
-    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.fixed: dict[str, Any] = {
-            name: compiled.binds[name].value
-            for name in self.names
-            if not compiled.binds[name].required
-        }
-
-    def args(self, params: dict[str, Any]) -> list[Any]:
-        return [params[name] if name in params else self.fixed[name] for name in self.names]
-
-
-_driver_statements: dict[int, _DriverStatement] = {}
-
-
-class DatabaseUnavailable(ServiceUnavailable):
-    code = "database_unavailable"
-
-
-# What a dropped, restarted or saturated database looks like from asyncpg: the
-# connection is gone, the server is shutting down or out of connection slots, or the
-# protocol broke off mid-message.
-_CONNECTION_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
-    asyncpg.InternalClientError,
-)
-
-
 class Reader:
     """Runs the prebuilt statements of one request.
 
-    On PostgreSQL it hands their SQL, compiled once, straight to asyncpg outside any
-    transaction: one round trip per read, no result processing in SQLAlchemy. With a
-    read pool, a connection that turns out dead (the database restarted) is replaced
-    and the read tried once more. On SQLite it executes them through SQLAlchemy Core."""
+    On PostgreSQL their SQL, compiled once, goes straight to asyncpg outside any
+    transaction (`townsquare.read_pool`): one round trip per read, no result processing in
+    SQLAlchemy. On SQLite they execute through SQLAlchemy Core on the request's connection."""
 
     def __init__(
         self,
-        dialect: Dialect,
+        statements: _Statements,
         *,
-        pool: asyncpg.Pool | None = None,
-        driver: Any = None,
+        driver: DriverReads | None = None,
         connection: AsyncConnection | None = None,
     ) -> None:
-        self.dialect = dialect
-        self.pool = pool
+        self.statements = statements
         self.driver = driver
         self.connection = connection
-        self.statements = statements(dialect.name)
 
-    async def all(self, stmt: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
-        if self.connection is not None:
-            result = await self.connection.execute(stmt, params)
-            mapped: Sequence[Any] = result.mappings().all()
-            return mapped
-        compiled = _driver_statements.get(id(stmt))
-        if compiled is None:
-            compiled = _driver_statements[id(stmt)] = _DriverStatement(stmt, self.dialect)
-        args = compiled.args(params)
-        if self.pool is None:
-            rows: Sequence[Any] = await self.driver.fetch(compiled.sql, *args)
-            return rows
-        for attempt in range(2):
-            if self.driver is None:
-                self.driver = await self.pool.acquire()
-            try:
-                rows = await self.driver.fetch(compiled.sql, *args)
-                return rows
-            except _CONNECTION_ERRORS:
-                await self._release(broken=True)
-                if attempt:
-                    raise
-                await self.pool.expire_connections()
-        raise AssertionError("unreachable")
+    async def all(self, read: ReadStatement, params: dict[str, Any]) -> Sequence[Any]:
+        if self.driver is not None:
+            return await self.driver.fetch(read, params)
+        assert self.connection is not None
+        result = await self.connection.execute(read.statement, params)
+        mapped: Sequence[Any] = result.mappings().all()
+        return mapped
 
-    async def first(self, stmt: Select[Any], params: dict[str, Any]) -> Any | None:
-        rows = await self.all(stmt, params)
+    async def first(self, read: ReadStatement, params: dict[str, Any]) -> Any | None:
+        rows = await self.all(read, params)
         return rows[0] if rows else None
-
-    async def _release(self, *, broken: bool = False) -> None:
-        if self.pool is not None and self.driver is not None:
-            driver, self.driver = self.driver, None
-            if broken:
-                # asyncpg hands a connection back by itself when it notices the loss.
-                with contextlib.suppress(asyncpg.InterfaceError):
-                    driver.terminate()
-            await self.pool.release(driver)
-
-
-# --- the read pool -------------------------------------------------------------------------
-
-READ_POOL_APPLICATION_NAME = "townsquare-public-reads"
-_POOL = "cms_read_pool"
-_POOL_LOCK = "cms_read_pool_lock"
-
-
-async def _keep_connection(_connection: asyncpg.Connection) -> None:
-    # Public reads are single autocommit SELECTs: nothing to reset between borrowers,
-    # so a connection goes back to the pool without the reset round trip.
-    return None
-
-
-async def _read_pool(state: State, database: Database) -> asyncpg.Pool:
-    """The app's asyncpg pool for public reads, opened on first use."""
-    pool: asyncpg.Pool | None = getattr(state, _POOL, None)
-    if pool is not None:
-        return pool
-    lock: asyncio.Lock | None = getattr(state, _POOL_LOCK, None)
-    if lock is None:
-        lock = asyncio.Lock()
-        setattr(state, _POOL_LOCK, lock)
-    async with lock:
-        pool = getattr(state, _POOL, None)
-        if pool is None:
-            dsn = database.engine.url.set(drivername="postgresql")
-            pool = await asyncpg.create_pool(
-                dsn.render_as_string(hide_password=False),
-                min_size=1,
-                max_size=database.settings.DATABASE_POOL_SIZE,
-                reset=_keep_connection,
-                server_settings={"application_name": READ_POOL_APPLICATION_NAME},
-            )
-            setattr(state, _POOL, pool)
-    return pool
-
-
-async def close_read_pool(app: Any) -> None:
-    """Close the app's public read pool (called when the app shuts down)."""
-    pool: asyncpg.Pool | None = getattr(app.state, _POOL, None)
-    if pool is not None:
-        setattr(app.state, _POOL, None)
-        await pool.close()
 
 
 @asynccontextmanager
 async def reader(request: Request) -> AsyncIterator[Reader]:
     """A `Reader` for the request's reads.
 
-    With a PostgreSQL `Database` it reads through the app's own asyncpg pool: borrowing
-    from SQLAlchemy's pool (with its pre-ping) costs more than the query itself. Tests'
+    With a PostgreSQL `Database` it reads through the database's read pool: borrowing from
+    SQLAlchemy's pool (with its pre-ping) costs more than the query itself. Tests'
     rolled-back databases and SQLite read through a read session."""
     source: SessionSource = request.app.state.database
-    if isinstance(source, Database) and not source.is_sqlite:
-        try:
-            pool = await _read_pool(request.app.state, source)
-            db = Reader(source.engine.dialect, pool=pool)
-            try:
-                yield db
-            finally:
-                await db._release()
-        except _CONNECTION_ERRORS as exc:
-            raise DatabaseUnavailable() from exc
+    pool = source.read_pool if isinstance(source, Database) else None
+    if pool is not None:
+        async with pool.reads() as reads:
+            yield Reader(statements("postgresql"), driver=reads)
         return
     session = source.session(write=False)
     try:
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
+            # The test's connection, inside its transaction: the production SQL and rows,
+            # compiled per request (this path serves no traffic).
             raw = await connection.get_raw_connection()
-            yield Reader(connection.dialect, driver=raw.driver_connection)
+            driver = DriverReads(
+                CompiledReads(connection.dialect), connection=raw.driver_connection
+            )
+            yield Reader(statements("postgresql"), driver=driver)
         else:
-            yield Reader(connection.dialect, connection=connection)
+            yield Reader(statements(connection.dialect.name), connection=connection)
     finally:
         await session.close()
 

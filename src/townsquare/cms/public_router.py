@@ -3,26 +3,32 @@
 An org that does not exist or has the `cms` module off answers 404. Drafts, scheduled
 and archived articles never appear. Bodies are built by `cms.public` straight from
 Core rows; the response models below document the shapes in the OpenAPI.
+
+These are the API's hot path, so `add_public_routes` registers them flat on the app's own
+route list, ahead of the included routers: FastAPI re-walks an included router's tree on
+every request (its routes-version check visits every route of the app, twice per level),
+while a route on the app's list matches with one regular expression.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, Any
 from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from townsquare.cms import public
 from townsquare.cms.schemas import PublicArticle, PublicArticlePage
-from townsquare.db import TransactionalRoute
 from townsquare.errors import NotFound
 from townsquare.kit import clock
 from townsquare.kit.pagination import InvalidCursor
 from townsquare.kit.slugs import SLUG_PATTERN
 
-router = APIRouter(prefix="/public/orgs/{org}", tags=["public"], route_class=TransactionalRoute)
-
+PUBLIC_PREFIX = "/public/orgs/{org}"
+TAGS: list[str | Enum] = ["public"]
 OrgSlug = Annotated[
     str, Path(max_length=64, pattern=r"^[^\x00-\x1f]+$", description="The organization's slug.")
 ]
@@ -41,11 +47,6 @@ def _json(value: object) -> Response:
     return Response(content=public.dumps(value), media_type=JSON_MEDIA_TYPE)
 
 
-@router.get(
-    "/articles",
-    response_model=PublicArticlePage,
-    responses={404: {"description": "Unknown organization or its CMS is off"}},
-)
 async def list_public_articles(
     request: Request,
     org: OrgSlug,
@@ -71,11 +72,6 @@ async def list_public_articles(
     return _json(page)
 
 
-@router.get(
-    "/articles/{slug}",
-    response_model=PublicArticle,
-    responses={404: {"description": "No such published article"}},
-)
 async def get_public_article(request: Request, org: OrgSlug, slug: ArticleSlug) -> Response:
     """One published article with its sanitized HTML body."""
     async with public.reader(request) as db:
@@ -85,14 +81,6 @@ async def get_public_article(request: Request, org: OrgSlug, slug: ArticleSlug) 
     return _json(article)
 
 
-@router.get(
-    "/feed.xml",
-    response_class=Response,
-    responses={
-        200: {"content": {ATOM_MEDIA_TYPE: {}}, "description": "An Atom feed"},
-        404: {"description": "Unknown organization or its CMS is off"},
-    },
-)
 async def public_feed(request: Request, org: OrgSlug) -> Response:
     """The newest published articles as an Atom feed."""
     async with public.reader(request) as db:
@@ -132,6 +120,47 @@ async def public_feed(request: Request, org: OrgSlug) -> Response:
         content.set("type", "html")
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return Response(content=body, media_type=ATOM_MEDIA_TYPE)
+
+
+def add_public_routes(router: APIRouter, prefix: str) -> None:
+    """Register the public reads on `router` (the app's own) under `prefix`, flat.
+
+    Plain `APIRoute`s: the reads open no request session (they go through
+    `public.reader`), so `TransactionalRoute`'s commit wrapper has nothing to do."""
+    base = prefix + PUBLIC_PREFIX
+    not_public: dict[int | str, dict[str, Any]] = {
+        404: {"description": "Unknown organization or its CMS is off"}
+    }
+    router.add_api_route(
+        base + "/articles",
+        list_public_articles,
+        methods=["GET"],
+        tags=TAGS,
+        response_model=PublicArticlePage,
+        responses=not_public,
+        route_class_override=APIRoute,
+    )
+    router.add_api_route(
+        base + "/articles/{slug}",
+        get_public_article,
+        methods=["GET"],
+        tags=TAGS,
+        response_model=PublicArticle,
+        responses={404: {"description": "No such published article"}},
+        route_class_override=APIRoute,
+    )
+    router.add_api_route(
+        base + "/feed.xml",
+        public_feed,
+        methods=["GET"],
+        tags=TAGS,
+        response_class=Response,
+        responses={
+            200: {"content": {ATOM_MEDIA_TYPE: {}}, "description": "An Atom feed"},
+            **not_public,
+        },
+        route_class_override=APIRoute,
+    )
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
