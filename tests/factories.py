@@ -17,6 +17,8 @@ from townsquare.cms.enums import ArticleStatus
 from townsquare.cms.models import Article, ArticleTag, Category, Tag
 from townsquare.config import Settings, get_settings
 from townsquare.kit import clock
+from townsquare.media.enums import MediaStatus
+from townsquare.media.models import MediaItem
 from townsquare.orgs.enums import MemberRole, Module
 from townsquare.orgs.models import Membership, Organization, OrganizationModule
 
@@ -192,3 +194,29 @@ async def create_article(
         )
     await session.flush()
     return article
+
+
+async def create_media(
+    session: AsyncSession,
+    org: Organization,
+    *,
+    filename: str = "picture.png",
+    content_type: str = "image/png",
+    size: int = 1234,
+) -> MediaItem:
+    """A ready media item row (nothing stored: for tests that only reference it)."""
+    media_id = uuid.uuid4()
+    item = MediaItem(
+        id=media_id,
+        organization_id=org.id,
+        status=MediaStatus.ready,
+        storage_key=f"orgs/{org.id}/media/{media_id}/original",
+        filename=filename,
+        content_type=content_type,
+        size=size,
+        width=10,
+        height=10,
+    )
+    session.add(item)
+    await session.flush()
+    return item

@@ -18,6 +18,7 @@ from tests.factories import (
     add_member,
     create_article,
     create_category,
+    create_media,
     create_organization,
     create_tag,
     create_user,
@@ -206,8 +207,9 @@ class TestNullOnPatch:
         self, session: AsyncSession, editor_client: httpx.AsyncClient, org: Organization
     ) -> None:
         category = await create_category(session, org)
+        media = await create_media(session, org)
         article = await _create(
-            editor_client, org, category_id=str(category.id), featured_media_id=str(uuid.uuid4())
+            editor_client, org, category_id=str(category.id), featured_media_id=str(media.id)
         )
         response = await editor_client.patch(
             _url(org, f"articles/{article['id']}"),
@@ -218,6 +220,33 @@ class TestNullOnPatch:
             None,
             None,
         )
+
+
+class TestFeaturedMedia:
+    async def test_must_be_a_media_item_of_the_same_org(
+        self, session: AsyncSession, editor_client: httpx.AsyncClient, org: Organization
+    ) -> None:
+        theirs = await create_media(session, await create_organization(session))
+        for media_id in (theirs.id, uuid.uuid4()):
+            response = await editor_client.post(
+                _url(org, "articles"), json={"title": "Hello", "featured_media_id": str(media_id)}
+            )
+            assert response.status_code == 422, response.text
+            assert response.json()["errors"][0]["field"] == "featured_media_id"
+            assert response.json()["errors"][0]["code"] == "media_not_found"
+        article = await _create(editor_client, org)
+        response = await editor_client.patch(
+            _url(org, f"articles/{article['id']}"),
+            json={"featured_media_id": str(theirs.id), "version": 1},
+        )
+        assert response.status_code == 422, response.text
+        ours = await create_media(session, org)
+        response = await editor_client.patch(
+            _url(org, f"articles/{article['id']}"),
+            json={"featured_media_id": str(ours.id), "version": 1},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["featured_media_id"] == str(ours.id)
 
 
 class TestOtherOrgIds:

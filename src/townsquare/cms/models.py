@@ -111,8 +111,10 @@ class Article(Model):
     category_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("categories.id", ondelete="SET NULL")
     )
-    # No foreign key yet: the media module comes later.
-    featured_media_id: Mapped[uuid.UUID | None]
+    # SET NULL only as a safety net: deleting featured media answers 409 `media_in_use`.
+    featured_media_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("media_items.id", ondelete="SET NULL")
+    )
     published_at: Mapped[datetime | None]
     scheduled_publish_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -28,6 +28,7 @@ from townsquare.db import SlugScope
 from townsquare.errors import field_error
 from townsquare.kit import clock
 from townsquare.kit.pagination import PageParams, paginate
+from townsquare.media import service as media_service
 from townsquare.orgs import audit
 from townsquare.orgs.context import OrgContext
 
@@ -162,6 +163,15 @@ async def list_articles(
 # --- writing -------------------------------------------------------------------------------
 
 
+async def _check_featured_media(
+    session: AsyncSession, ctx: OrgContext, media_id: uuid.UUID
+) -> None:
+    if not await media_service.ensure_featurable(session, ctx.org.id, media_id):
+        raise field_error(
+            "featured_media_id", "No such media item in this organization.", "media_not_found"
+        )
+
+
 async def create_article(
     session: AsyncSession,
     ctx: OrgContext,
@@ -177,6 +187,8 @@ async def create_article(
     """A new draft by the caller, with its first revision; the body is sanitized."""
     if category_id is not None:
         await taxonomy.check_category_ref(session, ctx, category_id, field="category_id")
+    if featured_media_id is not None:
+        await _check_featured_media(session, ctx, featured_media_id)
     clean_body = sanitize_html(body)
     now = clock.now()
     article = await _article_slugs(ctx.org.id).insert(
@@ -239,6 +251,8 @@ async def update_article(
         article.category_id = changes["category_id"]
         changed = True
     if "featured_media_id" in changes and changes["featured_media_id"] != article.featured_media_id:
+        if changes["featured_media_id"] is not None:
+            await _check_featured_media(session, ctx, changes["featured_media_id"])
         article.featured_media_id = changes["featured_media_id"]
         changed = True
     if "slug" in changes and changes["slug"] != article.slug:
