@@ -91,11 +91,22 @@ class Settings(BaseSettings):
     MEDIA_MAX_IMAGE_PIXELS: int = Field(default=50_000_000, ge=1)
     MEDIA_SVG_MAX_BYTES: int = Field(default=2 * 1024 * 1024, ge=1)
 
+    # Support chat
+    SUPPORT_ATTACHMENT_MAX_BYTES: int = Field(default=10 * 1024 * 1024, ge=1)
+    # Resolve conversations whose customer has not answered an agent for this long (0: off).
+    SUPPORT_AUTO_RESOLVE_HOURS: int = Field(default=0, ge=0)
+    # Agent replies the customer has not read by then go out in one email notice.
+    SUPPORT_EMAIL_NOTICE_DELAY_SECONDS: int = Field(default=120, ge=0)
+
     # Worker
     RUN_WORKER_IN_PROCESS: bool = True
     WORKER_POLL_INTERVAL_SECONDS: float = 5.0
     WORKER_LEASE_SECONDS: int = 60
     WORKER_BATCH_SIZE: int = 50
+
+    # Live events
+    # The WebSocket's ping, and its re-check of the session and memberships, every so often.
+    WS_HEARTBEAT_SECONDS: float = Field(default=25.0, gt=0)
 
     # Email
     EMAIL_BACKEND: Literal["console", "file", "smtp", "ses"] = "console"

@@ -11,6 +11,7 @@ DOMAIN_MODEL_MODULES: tuple[str, ...] = (
     "townsquare.cms.models",
     "townsquare.media.models",
     "townsquare.storage.models",
+    "townsquare.support.models",
 )
 
 

@@ -1,0 +1,1 @@
+"""The support chat: conversations between customers and an organization's agents."""

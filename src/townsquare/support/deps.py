@@ -1,0 +1,54 @@
+"""Guards of the support routes: agents of the organization, and any signed-in user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+from sqlalchemy import and_, select
+
+from townsquare.auth.deps import CurrentUser
+from townsquare.db import DbSession
+from townsquare.kit.slugs import is_valid_slug
+from townsquare.orgs.context import OrgContext
+from townsquare.orgs.deps import module_enabled, org_guard
+from townsquare.orgs.enums import Module, Permission
+from townsquare.orgs.errors import ModuleDisabled, OrganizationNotFound
+from townsquare.orgs.models import Membership, Organization
+from townsquare.support.context import SupportCaller
+
+SupportAgent = Annotated[OrgContext, org_guard(Permission.support_inbox, module=Module.support)]
+"""Owners, admins and agents of an org whose `support` module is on: assignment, statuses,
+canned responses, stats. Other members get 403, everybody else 404."""
+
+
+async def support_caller(
+    session: DbSession,
+    user: CurrentUser,
+    org: Annotated[str, Path(description="The organization's slug.", max_length=64)],
+) -> SupportCaller:
+    """Any signed-in user on an existing organization whose `support` module is on (404
+    `organization_not_found` for no such org, 403 `module_disabled`); members or not."""
+    if not is_valid_slug(org):
+        raise OrganizationNotFound()
+    row = (
+        await session.execute(
+            select(Organization, Membership)
+            .outerjoin(
+                Membership,
+                and_(Membership.organization_id == Organization.id, Membership.user_id == user.id),
+            )
+            .where(Organization.slug == org)
+        )
+    ).first()
+    if row is None:
+        raise OrganizationNotFound()
+    organization, membership = row
+    if not await module_enabled(session, organization.id, Module.support):
+        raise ModuleDisabled()
+    return SupportCaller(org=organization, user=user, membership=membership)
+
+
+SupportUser = Annotated[SupportCaller, Depends(support_caller)]
+"""Customers (any signed-in user, member of the org or not) and agents alike: opening,
+reading and writing conversations. Services show each only what their side may see."""

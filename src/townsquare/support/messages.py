@@ -1,0 +1,132 @@
+"""Sending messages and reading a conversation's messages by seq."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from townsquare.config import Settings
+from townsquare.support import live, reads, schemas, status, views
+from townsquare.support.access import get_visible
+from townsquare.support.context import SupportCaller
+from townsquare.support.enums import ChatMessageType, ChatParticipantRole, ConversationStatus
+from townsquare.support.errors import AgentsOnly, ConversationClosed
+from townsquare.support.models import ChatMessage, Conversation
+from townsquare.support.timeline import MessageRetried, append
+
+
+async def send_message(
+    session: AsyncSession,
+    caller: SupportCaller,
+    conversation_id: uuid.UUID,
+    *,
+    body: str,
+    internal: bool,
+    client_msg_id: str | None,
+    settings: Settings,
+) -> tuple[schemas.Message, bool]:
+    """Append the caller's message; returns it and whether it is new.
+
+    A `client_msg_id` this sender already used in the conversation answers the original
+    (also when the two requests race). Only agents write internal notes (403
+    `agents_only`); nobody writes to a closed conversation (409 `conversation_closed`); a
+    customer's message on a resolved one reopens it first, with a system message."""
+    conversation = await get_visible(session, caller, conversation_id, for_update=True)
+    role = caller.role_in(conversation)
+    if internal and role != ChatParticipantRole.agent:
+        raise AgentsOnly()
+    if client_msg_id is not None:
+        original = await _sent_with(session, conversation, caller, client_msg_id)
+        if original is not None:
+            return await _present(session, original), False
+    if conversation.status == ConversationStatus.closed:
+        raise ConversationClosed()
+    if role == ChatParticipantRole.customer and conversation.status == ConversationStatus.resolved:
+        await status.reopen_for_customer(session, caller, conversation, settings=settings)
+    try:
+        message = await append(
+            session,
+            conversation,
+            sender=caller.user,
+            role=role,
+            type_=ChatMessageType.text,
+            body=body,
+            internal=internal,
+            client_msg_id=client_msg_id,
+            settings=settings,
+        )
+    except MessageRetried:
+        winner = await _sent_with(session, conversation, caller, client_msg_id or "")
+        if winner is None:
+            raise
+        return await _present(session, winner), False
+    # Writing a message means having read up to it.
+    await reads.advance(session, conversation, caller.user.id, role, message.seq)
+    if role == ChatParticipantRole.customer:
+        conversation.notice_due_at = None
+        await session.flush()
+    out = views.message(message, {caller.user.id: caller.user.display_name})
+    live.message_created(session, conversation, out)
+    return out, True
+
+
+async def _sent_with(
+    session: AsyncSession, conversation: Conversation, caller: SupportCaller, client_msg_id: str
+) -> ChatMessage | None:
+    return await session.scalar(
+        select(ChatMessage).where(
+            ChatMessage.conversation_id == conversation.id,
+            ChatMessage.sender_id == caller.user.id,
+            ChatMessage.client_msg_id == client_msg_id,
+        )
+    )
+
+
+async def _present(session: AsyncSession, message: ChatMessage) -> schemas.Message:
+    return views.message(message, await views.display_names(session, [message.sender_id]))
+
+
+async def list_messages(
+    session: AsyncSession,
+    caller: SupportCaller,
+    conversation_id: uuid.UUID,
+    *,
+    after_seq: int | None,
+    before_seq: int | None,
+    limit: int,
+) -> schemas.MessagePage:
+    """Messages in ascending seq order; customers never get internal notes.
+
+    With `after_seq`: the first `limit` after it (below `before_seq` if given). With only
+    `before_seq`: the `limit` just before it. With neither: the newest `limit`.
+    `next_cursor` is the seq to pass on in the same direction, or None at the end."""
+    conversation = await get_visible(session, caller, conversation_id)
+    statement = select(ChatMessage).where(ChatMessage.conversation_id == conversation.id)
+    if not caller.sees_notes(conversation):
+        statement = statement.where(ChatMessage.internal.is_(False))
+    if before_seq is not None:
+        statement = statement.where(ChatMessage.seq < before_seq)
+    forwards = after_seq is not None
+    if after_seq is not None:
+        statement = statement.where(ChatMessage.seq > after_seq)
+    rows = await _page(session, statement, forwards=forwards, limit=limit)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not forwards:
+        rows.reverse()
+    next_cursor = None
+    if more and rows:
+        next_cursor = rows[-1].seq if forwards else rows[0].seq
+    names = await views.display_names(session, [row.sender_id for row in rows])
+    return schemas.MessagePage(
+        items=[views.message(row, names) for row in rows], next_cursor=next_cursor
+    )
+
+
+async def _page(
+    session: AsyncSession, statement: Select[ChatMessage], *, forwards: bool, limit: int
+) -> list[ChatMessage]:
+    order = ChatMessage.seq.asc() if forwards else ChatMessage.seq.desc()
+    return list((await session.scalars(statement.order_by(order).limit(limit + 1))).all())
