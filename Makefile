@@ -50,3 +50,10 @@ test: lint test-sqlite test-postgres
 # Extra flags: make bench BENCH_ARGS="--repeat 3 --articles 1000000 --url ..."
 bench: $(STAMP)
 	$(BIN)/python bench/cms_public.py $(BENCH_ARGS)
+
+# Multipart uploads (1/10/50 MiB PDFs, a 10 MiB JPEG), Townsquare vs a bare ASGI app writing
+# to disk: MiB/s and peak RSS (PostgreSQL database townsquare_bench_media, dropped after).
+# Extra flags: make bench-media BENCH_MEDIA_ARGS="--repeat 5 --clients 4 --profile 1"
+.PHONY: bench-media
+bench-media: $(STAMP)
+	$(BIN)/python bench/media_upload.py $(BENCH_MEDIA_ARGS)
