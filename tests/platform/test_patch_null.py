@@ -7,6 +7,7 @@ route of the app must be in it, so a new one has to decide which of its fields m
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from tests.factories import (
     sign_in,
 )
 from townsquare.main import create_app
+from townsquare.media.enums import MediaStatus
+from townsquare.media.models import MediaItem
 from townsquare.orgs.enums import MemberRole
 
 API = "/api/v1"
@@ -36,6 +39,7 @@ MEMBER = f"{ORG}/members/{{member_id}}"
 CATEGORY = f"{ORG}/categories/{{category_id}}"
 TAG = f"{ORG}/tags/{{tag_id}}"
 ARTICLE = f"{ORG}/articles/{{article_id}}"
+MEDIA = f"{ORG}/media/{{media_id}}"
 
 NOT_CLEARABLE: dict[str, tuple[str, ...]] = {
     ME: ("display_name", "timezone"),
@@ -44,6 +48,7 @@ NOT_CLEARABLE: dict[str, tuple[str, ...]] = {
     CATEGORY: ("name", "slug"),
     TAG: ("name", "slug"),
     ARTICLE: ("title", "slug", "excerpt", "body", "version"),
+    MEDIA: ("alt", "title"),  # text without a null: `""` clears it
 }
 CLEARABLE: dict[str, tuple[str, ...]] = {
     ME: ("avatar_url",),
@@ -52,6 +57,7 @@ CLEARABLE: dict[str, tuple[str, ...]] = {
     CATEGORY: ("parent_id",),
     TAG: (),
     ARTICLE: ("category_id", "featured_media_id"),
+    MEDIA: (),
 }
 
 
@@ -97,17 +103,33 @@ async def _targets(session: AsyncSession, client: httpx.AsyncClient) -> dict[str
     category = await create_category(session, org, parent=parent)
     tag = await create_tag(session, org)
     article = await create_article(session, org, author=owner, category=category)
+    media = MediaItem(
+        organization_id=org.id,
+        uploaded_by_id=owner.id,
+        status=MediaStatus.ready,
+        storage_key=f"{org.id}/{uuid.uuid4()}.png",
+        filename="poster.png",
+        content_type="image/png",
+        size=1024,
+        width=32,
+        height=32,
+        alt="A poster",
+        title="Poster",
+    )
+    session.add(media)
     await session.flush()
     await sign_in(session, client, owner)
 
     orgs = f"{API}/orgs/{org.slug}"
 
-    def reader(url: str) -> Callable[[], Awaitable[dict[str, Any]]]:
+    def reader(url: str, *, fresh: tuple[str, ...] = ()) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """GET `url`; `fresh` names fields made anew on every read (signed URLs)."""
+
         async def read() -> dict[str, Any]:
             response = await client.get(url)
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
-            return body
+            return {key: value for key, value in body.items() if key not in fresh}
 
         return read
 
@@ -129,6 +151,10 @@ async def _targets(session: AsyncSession, client: httpx.AsyncClient) -> dict[str
             f"{orgs}/articles/{article.id}",
             reader(f"{orgs}/articles/{article.id}"),
             with_every_body={"version": article.version},
+        ),
+        MEDIA: Target(
+            f"{orgs}/media/{media.id}",
+            reader(f"{orgs}/media/{media.id}", fresh=("url", "url_expires_at", "variants")),
         ),
     }
 

@@ -28,6 +28,7 @@ these real ones so that requests reach the code behind the 404s.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 import zlib
@@ -54,6 +55,7 @@ from tests.conftest import _client_for, make_settings
 from tests.factories import add_member, create_organization, create_user, sign_in
 from townsquare.auth import sessions as auth_sessions
 from townsquare.auth.deps import CSRF_HEADER
+from townsquare.auth.models import User
 from townsquare.cms import publishing as cms_publishing
 from townsquare.cms import service as cms_service
 from townsquare.cms import taxonomy as cms_taxonomy
@@ -62,14 +64,21 @@ from townsquare.errors import Conflict, problem
 from townsquare.kit import clock
 from townsquare.kit.tokens import hash_token, new_token
 from townsquare.main import create_app
+from townsquare.media.enums import MediaStatus
+from townsquare.media.models import MediaItem
 from townsquare.orgs.context import OrgContext
 from townsquare.orgs.enums import MemberRole
-from townsquare.orgs.models import Invitation
+from townsquare.orgs.models import Invitation, Organization
+from townsquare.storage.base import stream_bytes
+from townsquare.storage.factory import create_storage
 
 # Rate limits off: the fuzz signs in and registers far more often than any person would.
 FUZZ_SETTINGS = make_settings(RATE_LIMIT_ENABLED=False)
 FUZZ_APP = create_app(FUZZ_SETTINGS)
 DOCUMENT: dict[str, Any] = FUZZ_APP.openapi()
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGM4wcUFAAJ6AN1nJ0J9AAAAAElFTkSuQmCC"
+)
 
 # Strings that have broken web apps before, mixed into every top-level string parameter and
 # body field (in positive cases when the field's schema allows them, else in negative ones):
@@ -161,6 +170,7 @@ BODY_REFERENCES = {
     "member_id": "member_id",
     "tag_ids": "tag_ids",
     "version": "version",
+    "featured_media_id": "media_id",
 }
 
 
@@ -289,6 +299,7 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
         invited_by_id=user.id,
     )
     session.add(invitation)
+    media, upload = await _arrange_media(session, org, user)
     await session.flush()
     real = {
         "org": org.slug,
@@ -304,8 +315,45 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
         "invitation_id": str(invitation.id),
         "token": token,
         "version": 1,
+        "media_id": str(media.id),
+        "upload_id": str(upload.id),
     }
     return Actor(issued.token, issued.csrf_token, real)
+
+
+async def _arrange_media(
+    session: AsyncSession, org: Organization, user: User
+) -> tuple[MediaItem, MediaItem]:
+    """A stored image of the library, and a direct upload still waiting for its bytes."""
+    data = PNG_1X1
+    key = f"{org.id}/{uuid.uuid4().hex}.png"
+    storage = create_storage(FUZZ_SETTINGS)
+    try:
+        await storage.put(key, stream_bytes(data), content_type="image/png")
+    finally:
+        await storage.close()
+    common = {"organization_id": org.id, "uploaded_by_id": user.id, "content_type": "image/png"}
+    media = MediaItem(
+        status=MediaStatus.ready,
+        storage_key=key,
+        filename="poster.png",
+        size=len(data),
+        width=1,
+        height=1,
+        alt="A poster",
+        title="Poster",
+        **common,
+    )
+    upload = MediaItem(
+        status=MediaStatus.pending,
+        storage_key=f"{org.id}/{uuid.uuid4().hex}.png",
+        filename="flyer.png",
+        size=len(data),
+        upload_expires_at=clock.now() + timedelta(hours=1),
+        **common,
+    )
+    session.add_all([media, upload])
+    return media, upload
 
 
 @pytest.fixture
@@ -391,7 +439,9 @@ def client_without_cookies(anonymous_client: httpx.AsyncClient) -> httpx.AsyncCl
 def _url(path: str, operation: dict[str, Any], real: dict[str, Any]) -> str:
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path":
-            path = path.replace("{" + parameter["name"] + "}", str(real[parameter["name"]]))
+            name = parameter["name"]
+            assert name in real, f"no row behind {{{name}}} of {path}: add one in _arrange_actor"
+            path = path.replace("{" + name + "}", str(real[name]))
     return path
 
 
