@@ -8,7 +8,7 @@ from townsquare.db import transaction
 from townsquare.kit import clock
 from townsquare.media.enums import MediaStatus
 from townsquare.media.models import MediaItem
-from townsquare.media.service import forget_objects
+from townsquare.media.service import forget_objects, upload_key
 from townsquare.media.variants import make_pending_variants
 from townsquare.worker.registry import DutyContext, duty
 
@@ -26,7 +26,8 @@ async def make_variants(ctx: DutyContext) -> int:
 
 @duty("media.expire_uploads", every_seconds=300)
 async def expire_uploads(ctx: DutyContext) -> int:
-    """Remove direct uploads that were never completed, reservation and object."""
+    """Remove direct uploads that were never completed: the reservation, and whatever was
+    sent to the URL (which has expired with it)."""
     async with transaction(ctx.db) as session:
         expired = (
             await session.scalars(
@@ -39,7 +40,9 @@ async def expire_uploads(ctx: DutyContext) -> int:
                 .with_for_update(skip_locked=True)
             )
         ).all()
-        await forget_objects(session, [item.storage_key for item in expired])
+        await forget_objects(
+            session, [upload_key(item.organization_id, item.id) for item in expired]
+        )
         for item in expired:
             await session.delete(item)
     return len(expired)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.pagination import Page, PageParams, page_params
-from townsquare.media import service, uploads
+from townsquare.media import direct, service, uploads
 from townsquare.media.deps import MediaManager, get_storage
 from townsquare.media.multipart import StreamingForm
 from townsquare.media.schemas import Media, MediaUpdate, Upload, UploadCreate
@@ -83,7 +83,7 @@ async def create_upload(
 ) -> Upload:
     """Reserve quota for a direct upload and get a presigned URL to PUT the file to; then
     call `complete`. Uploads not completed in `MEDIA_UPLOAD_TTL_SECONDS` are removed."""
-    item, presigned = await uploads.reserve_upload(
+    item, presigned = await direct.reserve_upload(
         session,
         ctx,
         filename=body.filename,
@@ -116,9 +116,7 @@ async def complete_upload(
 ) -> Media:
     """Check the stored file by its bytes and add it to the library; a file that fails is
     deleted together with its reservation."""
-    item = await uploads.complete_upload(
-        session, ctx, upload_id, storage=storage, settings=settings
-    )
+    item = await direct.complete_upload(session, ctx, upload_id, storage=storage, settings=settings)
     return (await service.present(session, storage, settings, [item]))[0]
 
 

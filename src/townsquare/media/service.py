@@ -27,9 +27,18 @@ from townsquare.storage.base import DownloadOptions, Storage
 from townsquare.storage.models import StorageDeletion
 
 
-def original_key(organization_id: uuid.UUID, media_id: uuid.UUID) -> str:
-    """Keys are made here, never from a client's filename."""
-    return f"orgs/{organization_id}/media/{media_id}/original"
+def original_key(
+    organization_id: uuid.UUID, media_id: uuid.UUID, *, attempt: str | None = None
+) -> str:
+    """Keys are made here, never from a client's filename. A completed direct upload is
+    moved to a key of its own attempt, so that two racing completes never share one."""
+    name = "original" if attempt is None else f"original-{attempt}"
+    return f"orgs/{organization_id}/media/{media_id}/{name}"
+
+
+def upload_key(organization_id: uuid.UUID, media_id: uuid.UUID) -> str:
+    """Where a direct upload's URL writes; never what the library serves."""
+    return f"orgs/{organization_id}/media/{media_id}/upload"
 
 
 def variant_key(organization_id: uuid.UUID, media_id: uuid.UUID, name: str) -> str:
@@ -124,9 +133,12 @@ async def delete_media(session: AsyncSession, ctx: OrgContext, media_id: uuid.UU
     await session.flush()
 
 
-async def forget_objects(session: AsyncSession, keys: Sequence[str]) -> None:
-    """Queue stored objects for removal in the caller's transaction."""
-    session.add_all(StorageDeletion(storage_key=key) for key in keys)
+async def forget_objects(
+    session: AsyncSession, keys: Sequence[str], *, not_before: datetime | None = None
+) -> None:
+    """Queue stored objects for removal in the caller's transaction (not before
+    `not_before`, for keys an upload URL may still write to)."""
+    session.add_all(StorageDeletion(storage_key=key, not_before=not_before) for key in keys)
     await session.flush()
 
 

@@ -1,6 +1,6 @@
-"""Getting files in: a multipart upload streamed to storage, or a direct upload to a
-presigned URL completed afterwards. Either way the stored bytes decide what the file is,
-and nothing that fails a check stays stored.
+"""Getting files in: a multipart upload streamed to storage (direct uploads to a presigned
+URL are in `media/direct.py`, and share the checks here). The stored bytes decide what the
+file is, and nothing that fails a check stays stored.
 
 No database transaction stays open while bytes travel: the upload streams first, and the
 quota is decided afterwards under the organization's lock, so a slow client holds no lock
@@ -12,25 +12,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 import anyio
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.config import Settings
-from townsquare.db import commit
 from townsquare.errors import field_error
-from townsquare.kit import clock
 from townsquare.media import inspect, schemas
 from townsquare.media.enums import MediaStatus, VariantsStatus
 from townsquare.media.errors import (
     EmptyFile,
-    FileMissing,
     FileTooLarge,
     QuotaExceeded,
-    UploadNotFound,
 )
 from townsquare.media.filenames import clean_filename
 from townsquare.media.models import MediaItem
@@ -38,9 +32,7 @@ from townsquare.media.multipart import StreamingForm
 from townsquare.media.service import bytes_used, lock_organization, original_key
 from townsquare.orgs.context import OrgContext
 from townsquare.storage.base import (
-    ByteRange,
     ObjectTooLarge,
-    PresignedUpload,
     Storage,
     stream_bytes,
 )
@@ -57,7 +49,7 @@ class Checked:
     height: int | None
 
 
-async def _end_read_transaction(session: AsyncSession) -> None:
+async def end_read_transaction(session: AsyncSession) -> None:
     # The guard's reads are done; release the connection while the client sends bytes.
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("an upload must not start with unsaved changes")
@@ -83,7 +75,7 @@ async def _peek(chunks: AsyncIterator[bytes], size: int) -> tuple[bytes, AsyncIt
     return bytes(head), replay()
 
 
-async def _collect(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+async def collect(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     data = bytearray()
     async for chunk in chunks:
         data += chunk
@@ -105,7 +97,7 @@ async def _store_checked(
     head, stream = await _peek(chunks, inspect.HEAD_BYTES)
     content_type = inspect.detect_type(head, filename, declared_type)
     if content_type == "image/svg+xml":
-        svg = await _collect(stream, settings.MEDIA_SVG_MAX_BYTES)
+        svg = await collect(stream, settings.MEDIA_SVG_MAX_BYTES)
         clean = await anyio.to_thread.run_sync(inspect.sanitize_svg, svg)
         stream = stream_bytes(clean)
     try:
@@ -115,13 +107,13 @@ async def _store_checked(
     except ObjectTooLarge as exc:
         raise FileTooLarge() from exc
     try:
-        return await _check_stored(storage, key, content_type, size, settings)
+        return await check_stored(storage, key, content_type, size, settings)
     except BaseException:
-        await storage.delete(key)
+        await discard(storage, key)
         raise
 
 
-async def _check_stored(
+async def check_stored(
     storage: Storage, key: str, content_type: str, size: int, settings: Settings
 ) -> Checked:
     if size == 0:
@@ -137,22 +129,26 @@ async def _check_stored(
     )
 
 
-async def _admit(
+async def check_quota(
     session: AsyncSession,
     ctx: OrgContext,
-    storage: Storage,
-    key: str,
     size: int,
     settings: Settings,
     *,
     excluding: uuid.UUID | None = None,
 ) -> None:
-    """Under the organization's lock: the stored file fits the quota, or it goes."""
+    """Under the organization's lock (held until the caller's commit): `size` more bytes
+    fit the quota, or 413 `quota_exceeded`."""
     await lock_organization(session, ctx.org.id)
     used = await bytes_used(session, ctx.org.id, excluding=excluding)
     if used + size > settings.MEDIA_QUOTA_BYTES_PER_ORG:
-        await storage.delete(key)
         raise QuotaExceeded(extra={"bytes_used": used, "quota": settings.MEDIA_QUOTA_BYTES_PER_ORG})
+
+
+async def discard(storage: Storage, key: str) -> None:
+    """Delete an object that failed, even while the request is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        await storage.delete(key)
 
 
 async def upload_multipart(
@@ -173,7 +169,7 @@ async def upload_multipart(
         raise FileTooLarge()
     if await bytes_used(session, ctx.org.id) >= settings.MEDIA_QUOTA_BYTES_PER_ORG:
         raise QuotaExceeded()
-    await _end_read_transaction(session)
+    await end_read_transaction(session)
     media_id = uuid.uuid4()
     key = original_key(ctx.org.id, media_id)
     checked = await _store_checked(
@@ -186,9 +182,9 @@ async def upload_multipart(
     )
     try:
         fields = _form_fields(await form.finish())
-        await _admit(session, ctx, storage, key, checked.size, settings)
+        await check_quota(session, ctx, checked.size, settings)
     except BaseException:
-        await storage.delete(key)
+        await discard(storage, key)
         raise
     item = MediaItem(
         id=media_id,
@@ -203,7 +199,7 @@ async def upload_multipart(
         height=checked.height,
         alt=fields.alt,
         title=fields.title,
-        variants_status=_variants_status(checked.content_type),
+        variants_status=variants_status(checked.content_type),
     )
     session.add(item)
     await session.flush()
@@ -220,129 +216,5 @@ def _form_fields(fields: dict[str, str]) -> schemas.MediaFormFields:
         raise field_error(field, error["msg"]) from exc
 
 
-def _variants_status(content_type: str) -> VariantsStatus:
+def variants_status(content_type: str) -> VariantsStatus:
     return VariantsStatus.pending if content_type in inspect.RASTER_TYPES else VariantsStatus.none
-
-
-async def reserve_upload(
-    session: AsyncSession,
-    ctx: OrgContext,
-    *,
-    filename: str,
-    content_type: str,
-    size: int,
-    alt: str,
-    title: str,
-    storage: Storage,
-    settings: Settings,
-) -> tuple[MediaItem, PresignedUpload]:
-    """Reserve `size` bytes of the quota and a presigned URL to PUT the file to."""
-    name = clean_filename(filename)
-    inspect.check_name_and_declared_type(name, content_type)
-    if size > settings.MEDIA_MAX_BYTES:
-        raise FileTooLarge()
-    await lock_organization(session, ctx.org.id)
-    used = await bytes_used(session, ctx.org.id)
-    if used + size > settings.MEDIA_QUOTA_BYTES_PER_ORG:
-        raise QuotaExceeded(extra={"bytes_used": used, "quota": settings.MEDIA_QUOTA_BYTES_PER_ORG})
-    media_id = uuid.uuid4()
-    expires_at = clock.now() + timedelta(seconds=settings.MEDIA_UPLOAD_TTL_SECONDS)
-    item = MediaItem(
-        id=media_id,
-        organization_id=ctx.org.id,
-        uploaded_by_id=ctx.user.id,
-        status=MediaStatus.pending,
-        storage_key=original_key(ctx.org.id, media_id),
-        filename=name,
-        content_type=content_type.split(";", 1)[0].strip().lower(),
-        size=size,
-        alt=alt,
-        title=title,
-        upload_expires_at=expires_at,
-    )
-    session.add(item)
-    await session.flush()
-    presigned = await storage.presigned_put(
-        item.storage_key, content_type=item.content_type, max_bytes=size, expires_at=expires_at
-    )
-    return item, presigned
-
-
-async def _pending(session: AsyncSession, ctx: OrgContext, upload_id: uuid.UUID) -> MediaItem:
-    item = await session.scalar(
-        select(MediaItem)
-        .where(
-            MediaItem.id == upload_id,
-            MediaItem.organization_id == ctx.org.id,
-            MediaItem.status == MediaStatus.pending,
-        )
-        .execution_options(populate_existing=True)
-    )
-    if item is None or (item.upload_expires_at and item.upload_expires_at <= clock.now()):
-        raise UploadNotFound()
-    return item
-
-
-async def complete_upload(
-    session: AsyncSession,
-    ctx: OrgContext,
-    upload_id: uuid.UUID,
-    *,
-    storage: Storage,
-    settings: Settings,
-) -> MediaItem:
-    """Re-read what the client stored and check it like a multipart upload. A file that
-    fails is deleted with its reservation (committed, even though the answer is an error)."""
-    item = await _pending(session, ctx, upload_id)
-    info = await storage.head(item.storage_key)
-    if info is None:
-        raise FileMissing()
-    key, filename, declared = item.storage_key, item.filename, item.content_type
-    await _end_read_transaction(session)
-    try:
-        if info.size > settings.MEDIA_MAX_BYTES:
-            raise FileTooLarge()
-        checked = await _check_in_place(storage, key, filename, declared, info.size, settings)
-    except BaseException:
-        await storage.delete(key)
-        await _drop_reservation(session, ctx, upload_id)
-        raise
-    item = await _pending(session, ctx, upload_id)
-    try:
-        await _admit(session, ctx, storage, key, checked.size, settings, excluding=item.id)
-    except QuotaExceeded:
-        await _drop_reservation(session, ctx, upload_id)
-        raise
-    item.status = MediaStatus.ready
-    item.size = checked.size
-    item.content_type = checked.content_type
-    item.width, item.height = checked.width, checked.height
-    item.upload_expires_at = None
-    item.variants_status = _variants_status(checked.content_type)
-    await session.flush()
-    return item
-
-
-async def _check_in_place(
-    storage: Storage, key: str, filename: str, declared: str, size: int, settings: Settings
-) -> Checked:
-    """Check an object a client stored directly; an SVG is replaced by its sanitized self."""
-    if size == 0:
-        raise EmptyFile()
-    stored = await storage.open(key, byte_range=ByteRange(0, min(size, inspect.HEAD_BYTES) - 1))
-    head = b"".join([chunk async for chunk in stored.chunks])
-    content_type = inspect.detect_type(head, filename, declared)
-    if content_type == "image/svg+xml":
-        whole = await storage.open(key)
-        svg = await _collect(whole.chunks, settings.MEDIA_SVG_MAX_BYTES)
-        clean = await anyio.to_thread.run_sync(inspect.sanitize_svg, svg)
-        size = await storage.put(key, stream_bytes(clean), content_type=content_type)
-    return await _check_stored(storage, key, content_type, size, settings)
-
-
-async def _drop_reservation(session: AsyncSession, ctx: OrgContext, upload_id: uuid.UUID) -> None:
-    await session.rollback()
-    item = await session.get(MediaItem, upload_id)
-    if item is not None and item.organization_id == ctx.org.id:
-        await session.delete(item)
-        await commit(session)

@@ -105,6 +105,11 @@ class Storage(Protocol):
         """Remove the object; removing one that is not there is fine."""
         ...
 
+    async def move(self, source: str, target: str) -> None:
+        """Put the object at `source` under `target` instead (replacing what was there), at
+        once and in the store; `ObjectNotFound` if there is nothing at `source`."""
+        ...
+
     async def presigned_put(
         self, key: str, *, content_type: str, max_bytes: int, expires_at: datetime
     ) -> PresignedUpload:

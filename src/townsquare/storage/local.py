@@ -106,6 +106,13 @@ class LocalStorage:
             with contextlib.suppress(FileNotFoundError):
                 await anyio.to_thread.run_sync(doomed.unlink)
 
+    async def move(self, source: str, target: str) -> None:
+        source_path, target_path = self.path(source), self.path(target)
+        try:
+            await anyio.to_thread.run_sync(lambda: _move(source_path, target_path))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(source) from exc
+
     async def presigned_put(
         self, key: str, *, content_type: str, max_bytes: int, expires_at: datetime
     ) -> PresignedUpload:
@@ -138,6 +145,16 @@ class LocalStorage:
 def _write_type_and_replace(partial: Path, target: Path, content_type: str) -> None:
     target.with_name(target.name + _TYPE_SUFFIX).write_text(content_type)
     os.replace(partial, target)
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The bytes first, atomically: a PUT racing this one lands beside, never inside.
+    os.replace(source, target)
+    source_type = source.with_name(source.name + _TYPE_SUFFIX)
+    target_type = target.with_name(target.name + _TYPE_SUFFIX)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(source_type, target_type)
 
 
 async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:

@@ -7,6 +7,8 @@ object afterwards — also when the process died in between.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,3 +22,6 @@ class StorageDeletion(Model):
     __table_args__ = (Index(None, "created_at"),)
 
     storage_key: Mapped[str] = mapped_column(String(KEY_MAX))
+    not_before: Mapped[datetime | None] = mapped_column()
+    """Not removed before this time: where an upload URL may still write (a PUT after the
+    upload was completed or refused), the key is cleared once the URL has expired."""

@@ -172,6 +172,21 @@ class S3Storage:
         client, _ = await self._clients()
         await client.delete_object(Bucket=self.bucket, Key=check_key(key))
 
+    async def move(self, source: str, target: str) -> None:
+        client, _ = await self._clients()
+        try:
+            # A server-side copy is a snapshot: a PUT to `source` during it lands after.
+            await client.copy_object(
+                Bucket=self.bucket,
+                Key=check_key(target),
+                CopySource={"Bucket": self.bucket, "Key": check_key(source)},
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise ObjectNotFound(source) from exc
+            raise
+        await client.delete_object(Bucket=self.bucket, Key=source)
+
     async def presigned_put(
         self, key: str, *, content_type: str, max_bytes: int, expires_at: datetime
     ) -> PresignedUpload:
