@@ -1,0 +1,1 @@
+"""Live events: a bus (memory in one process, Redis across many) and the WebSocket."""
