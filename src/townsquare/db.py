@@ -31,7 +31,6 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     event,
-    or_,
     select,
 )
 from sqlalchemy.engine import Connection, Dialect
@@ -257,6 +256,7 @@ async def flush_or_conflict(
 SlugTakenFactory = Callable[[str], Exception]
 """Makes the 409 for a taken explicit slug, given a free `suggestion`."""
 _GENERATED_SLUG_ATTEMPTS = 25
+_SLUG_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -272,21 +272,25 @@ class SlugScope:
     where: tuple[ColumnElement[bool], ...] = ()
 
     async def free_slug(self, session: AsyncSession, base: str) -> str:
-        """`base`, or the first of `base-2`, `base-3`... that no row in scope uses yet."""
-        taken = set(
-            await session.scalars(
-                select(self.column).where(
-                    *self.where,
-                    or_(self.column == base, self.column.startswith(f"{base}-", autoescape=True)),
+        """`base`, or the first of `base-2`, `base-3`... that no row in scope uses yet.
+
+        Candidates are looked up by value in batches: a long base is shortened to make room
+        for its suffix, so a prefix search for `base-` would miss some of them."""
+        start = 1
+        while True:
+            candidates = [
+                base if n == 1 else with_suffix(base, n, self.max_length)
+                for n in range(start, start + _SLUG_BATCH)
+            ]
+            taken = set(
+                await session.scalars(
+                    select(self.column).where(*self.where, self.column.in_(candidates))
                 )
             )
-        )
-        n = 1
-        candidate = base
-        while candidate in taken:
-            n += 1
-            candidate = with_suffix(base, n, self.max_length)
-        return candidate
+            for candidate in candidates:
+                if candidate not in taken:
+                    return candidate
+            start += _SLUG_BATCH
 
     async def taken_error(self, session: AsyncSession, slug: str) -> Exception:
         return self.taken(await self.free_slug(session, slug))
