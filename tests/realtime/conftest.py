@@ -35,6 +35,7 @@ from townsquare.realtime import socket as socket_module
 from townsquare.realtime.bus import Bus, MemoryBus
 from townsquare.realtime.router import router as realtime_router
 from townsquare.support.models import Conversation
+from townsquare.support.router import router as support_router
 
 REDIS_URL = os.environ.get("TOWNSQUARE_TEST_REDIS_URL") or "redis://127.0.0.1:6379/14"
 OWN_ORIGIN = Origin("http://testserver")
@@ -52,6 +53,10 @@ class LiveServer:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/api/v1/ws"
 
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
 
 StartServer = Callable[..., Awaitable[LiveServer]]
 
@@ -66,8 +71,12 @@ def _app(database: Database, nth: int, overrides: dict[str, Any]) -> FastAPI:
     app = _apps.get(key)
     if app is None:
         app = create_app(make_settings(**overrides), database=database)
-        if not any(getattr(route, "path", None) == "/api/v1/ws" for route in app.routes):
+        paths = {getattr(route, "path", None) for route in app.routes}
+        # Until main.py mounts them.
+        if "/api/v1/ws" not in paths:
             app.include_router(realtime_router, prefix="/api/v1")
+        if "/api/v1/orgs/{org}/conversations" not in paths:
+            app.include_router(support_router, prefix="/api/v1")
         _apps[key] = app
     app.state.database = database
     return app
@@ -150,6 +159,7 @@ def socket_clock(monkeypatch: pytest.MonkeyPatch) -> MovableClock:
 class Person:
     user: User
     token: str
+    csrf_token: str
 
     @property
     def id(self) -> uuid.UUID:
@@ -161,7 +171,7 @@ async def person(db: Database, settings: Settings, *, display_name: str = "Pat")
     async with transaction(db) as session:
         user = await create_user(session, display_name=display_name)
         issued = await auth_sessions.start_session(session, settings, user, user_agent="tests")
-    return Person(user, issued.token)
+    return Person(user, issued.token, issued.csrf_token)
 
 
 async def organization(
