@@ -64,9 +64,6 @@ async def send_message(
         return await _present(session, winner), False
     # Writing a message means having read up to it.
     await reads.advance(session, conversation, caller.user.id, role, message.seq)
-    if role == ChatParticipantRole.customer:
-        conversation.notice_due_at = None
-        await session.flush()
     out = views.message(message, {caller.user.id: caller.user.display_name})
     live.message_created(session, conversation, out)
     return out, True

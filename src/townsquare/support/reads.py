@@ -81,27 +81,10 @@ async def advance(
     user_id: uuid.UUID,
     role: ChatParticipantRole,
     seq: int,
-) -> tuple[int, bool]:
+) -> int:
     """Move the person's cursor forward to `seq` (never back), adding their participant
-    row when they have none. Returns the cursor and whether it moved."""
-    found = await session.scalar(
-        select(ChatParticipant.id).where(
-            ChatParticipant.conversation_id == conversation.id, ChatParticipant.user_id == user_id
-        )
-    )
-    if found is None:
-        participant = ChatParticipant(
-            conversation_id=conversation.id, user_id=user_id, role=role, last_read_seq=seq
-        )
-        try:
-            await flush_or_conflict(
-                session, {PARTICIPANT_CONSTRAINT: _AlreadyParticipant}, add=[participant]
-            )
-            return seq, seq > 0
-        except _AlreadyParticipant:
-            pass
-    before = await cursor_of(session, conversation.id, user_id)
-    after = await session.scalar(
+    row when they have none; returns the cursor. One statement when the row exists."""
+    moved = await session.scalar(
         update(ChatParticipant)
         .where(
             ChatParticipant.conversation_id == conversation.id, ChatParticipant.user_id == user_id
@@ -114,8 +97,19 @@ async def advance(
         .returning(ChatParticipant.last_read_seq)
         .execution_options(synchronize_session=False)
     )
-    assert after is not None
-    return after, after > before
+    if moved is not None:
+        return moved
+    participant = ChatParticipant(
+        conversation_id=conversation.id, user_id=user_id, role=role, last_read_seq=seq
+    )
+    try:
+        await flush_or_conflict(
+            session, {PARTICIPANT_CONSTRAINT: _AlreadyParticipant}, add=[participant]
+        )
+    except _AlreadyParticipant:
+        # Their row came in a concurrent request: move it now that it exists.
+        return await advance(session, conversation, user_id, role, seq)
+    return seq
 
 
 async def _public_seq_at_or_below(
@@ -143,7 +137,9 @@ async def mark_read(
     role = caller.role_in(conversation)
     public = not caller.sees_notes(conversation)
     visible = conversation.last_public_seq if public else conversation.last_seq
-    cursor, moved = await advance(session, conversation, caller.user.id, role, min(seq, visible))
+    before = await cursor_of(session, conversation.id, caller.user.id)
+    cursor = await advance(session, conversation, caller.user.id, role, min(seq, visible))
+    moved = cursor > before
     if role == ChatParticipantRole.customer and cursor >= conversation.last_public_seq:
         # Everything is read: no email notice is owed any more.
         conversation.notice_due_at = None

@@ -88,6 +88,8 @@ def _note_activity(conversation: Conversation, message: ChatMessage, settings: S
         return
     if message.sender_role == ChatParticipantRole.customer:
         conversation.last_customer_message_at = at
+        # The customer is here and writing: no email notice of earlier replies is owed.
+        conversation.notice_due_at = None
     elif message.sender_role == ChatParticipantRole.agent:
         conversation.last_agent_message_at = at
         if conversation.first_response_at is None:
