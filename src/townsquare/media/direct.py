@@ -204,12 +204,14 @@ async def _accept(
 
 
 async def _drop_reservation(session: AsyncSession, ctx: OrgContext, upload_id: uuid.UUID) -> None:
+    # Read before the rollback, which expires every object of the session (`ctx.org` too).
+    organization_id = ctx.org.id
     await session.rollback()
     item = await session.scalar(
         select(MediaItem)
         .where(
             MediaItem.id == upload_id,
-            MediaItem.organization_id == ctx.org.id,
+            MediaItem.organization_id == organization_id,
             MediaItem.status == MediaStatus.pending,
         )
         .with_for_update()
@@ -217,7 +219,7 @@ async def _drop_reservation(session: AsyncSession, ctx: OrgContext, upload_id: u
     )
     if item is not None:
         await forget_objects(
-            session, [upload_key(ctx.org.id, item.id)], not_before=item.upload_expires_at
+            session, [upload_key(organization_id, item.id)], not_before=item.upload_expires_at
         )
         await session.delete(item)
     await commit(session)

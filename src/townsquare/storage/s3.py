@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
+import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
@@ -30,7 +31,8 @@ from townsquare.storage.base import (
     check_key,
 )
 
-PART_SIZE = 8 * 1024 * 1024
+PART_SIZE = 5 * 1024 * 1024
+"""S3's smallest part: the most memory one upload holds."""
 
 
 class S3Storage:
@@ -103,37 +105,36 @@ class S3Storage:
                             Bucket=self.bucket, Key=key, ContentType=content_type
                         )
                         upload_id = created["UploadId"]
-                    part = await client.upload_part(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=len(parts) + 1,
-                        Body=bytes(buffer),
-                    )
-                    parts.append({"PartNumber": len(parts) + 1, "ETag": part["ETag"]})
-                    buffer.clear()
+                    # The buffer itself is sent (no copy); the next part gets a new one.
+                    parts.append(await self._upload_part(key, upload_id, len(parts) + 1, buffer))
+                    buffer = bytearray()
             if upload_id is None:
                 await client.put_object(
-                    Bucket=self.bucket, Key=key, Body=bytes(buffer), ContentType=content_type
+                    Bucket=self.bucket, Key=key, Body=buffer, ContentType=content_type
                 )
                 return size
             if buffer:
-                part = await client.upload_part(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=len(parts) + 1,
-                    Body=bytes(buffer),
-                )
-                parts.append({"PartNumber": len(parts) + 1, "ETag": part["ETag"]})
+                parts.append(await self._upload_part(key, upload_id, len(parts) + 1, buffer))
             await client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
             return size
         except BaseException:
             if upload_id is not None:
-                await client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                with anyio.CancelScope(shield=True):
+                    await client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
             raise
+
+    async def _upload_part(
+        self, key: str, upload_id: str, number: int, data: bytearray
+    ) -> dict[str, Any]:
+        client, _ = await self._clients()
+        part = await client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        return {"PartNumber": number, "ETag": part["ETag"]}
 
     async def open(self, key: str, *, byte_range: ByteRange | None = None) -> StoredObject:
         client, _ = await self._clients()
