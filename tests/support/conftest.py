@@ -4,15 +4,17 @@ agent, customers who are not members, and helpers to talk to the chat over HTTP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import BaseRoute
 from tests.conftest import RolledBackDatabase, _client_for
 from tests.factories import add_member, create_organization, create_user, sign_in
 
@@ -29,12 +31,18 @@ API = API_PREFIX
 NewClient = Callable[[], Awaitable[httpx.AsyncClient]]
 
 
+def serves_support(routes: Sequence[BaseRoute]) -> bool:
+    """Whether `routes` (an app's or a router's) include the support routes."""
+    return any(
+        context.path == f"{API}/orgs/{{org}}/conversations"
+        for context in iter_route_contexts(routes)
+    )
+
+
 def chat_app(settings: Settings, database: SessionSource) -> FastAPI:
     """The app with the support routes, whether or not main.py includes them yet."""
     app = create_app(settings, database=database)
-    if not any(
-        getattr(route, "path", "") == f"{API}/orgs/{{org}}/conversations" for route in app.routes
-    ):
+    if not serves_support(app.routes):
         app.include_router(support_router, prefix=API)
     return app
 
