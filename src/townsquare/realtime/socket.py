@@ -97,6 +97,8 @@ class LiveSocket:
         try:
             await self._send("ready", self._access())
             code = await self._serve(subscription)
+        except (OSError, WebSocketDisconnect, WebSocketDisconnected):
+            return
         finally:
             await subscription.close()
         if code is not None:
