@@ -43,6 +43,8 @@ def serve(
         forwarded_allow_ips="127.0.0.1",
         access_log=False,
         log_level=settings.LOG_LEVEL.lower(),
+        # Live-event frames from clients are small (typing, pong); refuse big ones early.
+        ws_max_size=64 * 1024,
     )
 
 

@@ -18,6 +18,8 @@ from townsquare.logs import configure_logging
 from townsquare.middleware import RequestContextMiddleware
 from townsquare.openapi import build_openapi
 from townsquare.ratelimit import close_rate_limiter
+from townsquare.realtime.bus import create_bus, set_bus
+from townsquare.storage.factory import create_storage
 
 API_PREFIX = "/api/v1"
 
@@ -28,14 +30,22 @@ def api_router() -> APIRouter:
     from townsquare.auth.router import router as auth_router
     from townsquare.cms.router import router as cms_router
     from townsquare.me.router import router as me_router
+    from townsquare.media.router import router as media_router
     from townsquare.orgs.router import router as orgs_router
+    from townsquare.realtime.router import router as realtime_router
+    from townsquare.storage.router import router as storage_router
+    from townsquare.support.router import router as support_router
 
     router = APIRouter(prefix=API_PREFIX)
     router.include_router(auth_router)
     router.include_router(me_router)
     router.include_router(auth_admin_router)
     router.include_router(cms_router)
+    router.include_router(media_router)
     router.include_router(orgs_router)
+    router.include_router(storage_router)
+    router.include_router(support_router)
+    router.include_router(realtime_router)
     return router
 
 
@@ -51,17 +61,24 @@ def create_app(
         if database is None:
             owned = Database(settings)
             app.state.database = owned
+        app.state.storage = create_storage(settings)
+        bus = create_bus(settings)
+        set_bus(bus)
+        app.state.bus = bus
         worker = None
         if settings.RUN_WORKER_IN_PROCESS:
             from townsquare.worker.runner import start_background
 
-            worker = start_background(app.state.database, settings)
+            worker = start_background(app.state.database, settings, storage=app.state.storage)
         try:
             yield
         finally:
             if worker is not None:
                 await worker.stop()
+            await bus.close()
+            set_bus(None)
             await close_rate_limiter(app)
+            await app.state.storage.close()
             if owned is not None:
                 await owned.dispose()
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from townsquare.config import Settings
 from townsquare.db import Database, SessionSource
+from townsquare.realtime.bus import create_bus, set_bus
 from townsquare.storage.base import Storage
 from townsquare.worker import signals
 from townsquare.worker.registry import Duty, DutyContext, load_duties
@@ -178,6 +179,12 @@ async def run_standalone(settings: Settings, *, once: bool = False) -> int:
     """`townsquare worker`: run until SIGTERM/SIGINT (a second one stops at once), or with
     `once`, sweep every duty until it has nothing left to do. Returns the exit code."""
     database = Database(settings)
+    bus = create_bus(settings)
+    set_bus(bus)
+    if settings.REDIS_URL is None:
+        logger.warning(
+            "TOWNSQUARE_REDIS_URL is not set: live events from this worker reach no socket"
+        )
     runner = Runner(database, settings)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -210,4 +217,6 @@ async def run_standalone(settings: Settings, *, once: bool = False) -> int:
             loop.remove_signal_handler(signum)
         if runner.context.storage_backend is not None:
             await runner.context.storage_backend.close()
+        await bus.close()
+        set_bus(None)
         await database.dispose()
