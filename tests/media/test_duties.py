@@ -90,6 +90,20 @@ class TestVariants:
         assert image.mode == "RGBA"
         assert image.getpixel((5, 5)) == (0, 0, 0, 0)
 
+    async def test_an_image_shown_turned(self, media: Media) -> None:
+        # A camera's portrait photo: stored 2000 x 1000 with "turn a quarter" in its EXIF.
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        out = io.BytesIO()
+        Image.new("RGB", (2000, 1000), (9, 9, 9)).save(out, "JPEG", exif=exif)
+        body = await media.uploaded(out.getvalue(), "portrait.jpg", "image/jpeg")
+        assert (body["width"], body["height"]) == (1000, 2000)
+        assert await make_variants(media.duty_context()) == 1
+        assert [(v["name"], v["width"], v["height"]) for v in await variants_of(media, body)] == [
+            ("w320", 320, 640),
+            ("w960", 960, 1920),
+        ]
+
     async def test_not_for_svg_pdf_or_video(self, media: Media, session: AsyncSession) -> None:
         await media.uploaded(files.HOSTILE_SVG, "a.svg", "image/svg+xml")
         await media.uploaded(files.pdf(), "a.pdf", "application/pdf")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -60,6 +61,7 @@ class TestAccepted:
             (files.mp4, "clip.mp4", "video/mp4", "video/mp4"),
             (files.webm, "clip.webm", "video/webm", "video/webm"),
             (lambda: files.HOSTILE_SVG, "logo.svg", "image/svg+xml", "image/svg+xml"),
+            (lambda: files.ILLUSTRATOR_SVG, "drawing.svg", "image/svg+xml", "image/svg+xml"),
             # A generic declared type declares nothing; the bytes and the name decide.
             (lambda: files.image("PNG"), "pic.png", "application/octet-stream", "image/png"),
             (lambda: files.image("PNG"), "pic.png", None, "image/png"),
@@ -410,6 +412,22 @@ class TestForms:
             headers={"Content-Type": files.CONTENT_TYPE},
         )
         assert response.status_code in {413, 422}, response.text
+        await assert_nothing_kept(media, session)
+
+    async def test_a_body_that_goes_on_after_the_form(
+        self, media_factory: MediaFactory, session: AsyncSession
+    ) -> None:
+        media = await media_factory(MEDIA_MAX_BYTES=64 * 1024)
+
+        async def endless() -> AsyncIterator[bytes]:
+            yield files.multipart(files.png(40, 30), "a.png", "image/png")
+            while True:
+                yield b"x" * files.CHUNK
+
+        response = await media.client.post(
+            media.base, content=endless(), headers={"Content-Type": files.CONTENT_TYPE}
+        )
+        problem(response, 413, "payload_too_large")
         await assert_nothing_kept(media, session)
 
     async def test_anonymous_is_refused(self, media: Media) -> None:

@@ -45,8 +45,11 @@ BLOCKED_EXTENSIONS = frozenset(
         ".svgz", ".xml", ".swf", ".apk", ".app", ".lnk",
     }
 )  # fmt: skip
+_XML_TYPES = frozenset({"application/xml", "text/xml", "image/svg+xml"})
 _GENERIC_DECLARED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+_ORIENTATION = 0x0112
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,11 @@ def _sniff(head: bytes) -> str | None:
     for match in matches:
         if match.mime_type in ALLOWED_TYPES:
             return str(match.mime_type)
-    if not matches and b"<svg" in head.lower():
-        # An SVG that opens with a comment or a doctype; `sanitize_svg` checks the root.
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    xml_like = not matches or matches[0].mime_type in _XML_TYPES
+    if xml_like and text.startswith(b"<") and b"<svg" in text.lower():
+        # An SVG behind an XML declaration, a comment or a doctype is seen as plain XML;
+        # `sanitize_svg` then refuses anything whose root is not <svg>.
         return "image/svg+xml"
     return None
 
@@ -120,6 +126,9 @@ def inspect_image(path: Path, content_type: str, max_pixels: int) -> Inspected:
             if width * height > max_pixels:
                 raise ImageTooLarge()
             image.load()
+            if image.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
+                # Shown turned (as browsers and the variants do): report the size as shown.
+                width, height = height, width
     except ImageTooLarge:
         raise
     except Image.DecompressionBombError as exc:

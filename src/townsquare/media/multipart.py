@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from townsquare.errors import PayloadTooLarge
 from townsquare.media.errors import InvalidMultipart
 
 FILE_FIELD = "file"
 TEXT_FIELD_MAX_BYTES = 4096
 MAX_PARTS = 10
+FORM_OVERHEAD_BYTES = 256 * 1024
+"""What a form may carry beside its file: boundaries, part headers (the parser allows
+8 KiB each), text fields."""
 
 
 @dataclass
@@ -29,12 +33,17 @@ class StreamingForm:
     part's name and type, iterate `file_chunks()`, then `finish()` for the text fields
     (which may come before or after the file)."""
 
-    def __init__(self, content_type: str | None, body: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self, content_type: str | None, body: AsyncIterator[bytes], *, max_file_bytes: int
+    ) -> None:
         kind, options = parse_options_header(content_type or "")
         boundary = options.get(b"boundary")
         if kind != b"multipart/form-data" or not boundary:
             raise InvalidMultipart()
         self._body = body
+        # The whole body is limited as it is read (the file itself by storage, exactly).
+        self._max_body_bytes = max_file_bytes + FORM_OVERHEAD_BYTES
+        self._body_bytes = 0
         self._chunks: list[bytes] = []
         self._events: list[tuple[str, _Part]] = []
         self._part: _Part | None = None
@@ -127,6 +136,9 @@ class StreamingForm:
         except StopAsyncIteration:
             self._body_done = True
             return False
+        self._body_bytes += len(chunk)
+        if self._body_bytes > self._max_body_bytes:
+            raise PayloadTooLarge("The upload is larger than a file and its form may be.")
         if chunk:
             try:
                 self._parser.write(chunk)

@@ -61,7 +61,11 @@ async def upload_media(
     """Upload one file as multipart/form-data (`file`, optional `alt` and `title`). It is
     streamed to storage and checked by its bytes; a refused file leaves nothing stored."""
     length = request.headers.get("content-length")
-    form = StreamingForm(request.headers.get("content-type"), request.stream())
+    form = StreamingForm(
+        request.headers.get("content-type"),
+        request.stream(),
+        max_file_bytes=settings.MEDIA_MAX_BYTES,
+    )
     item = await uploads.upload_multipart(
         session,
         ctx,

@@ -28,7 +28,7 @@ from townsquare.media.errors import (
 )
 from townsquare.media.filenames import clean_filename
 from townsquare.media.models import MediaItem
-from townsquare.media.multipart import StreamingForm
+from townsquare.media.multipart import FORM_OVERHEAD_BYTES, StreamingForm
 from townsquare.media.service import bytes_used, lock_organization, original_key
 from townsquare.orgs.context import OrgContext
 from townsquare.storage.base import (
@@ -165,7 +165,10 @@ async def upload_multipart(
     filename = clean_filename(part.filename)
     inspect.check_name_and_declared_type(filename, part.content_type)
     _form_fields(form.fields)  # the fields sent before the file, refused before any byte
-    if content_length is not None and content_length > settings.MEDIA_MAX_BYTES + 64 * 1024:
+    if (
+        content_length is not None
+        and content_length > settings.MEDIA_MAX_BYTES + FORM_OVERHEAD_BYTES
+    ):
         raise FileTooLarge()
     if await bytes_used(session, ctx.org.id) >= settings.MEDIA_QUOTA_BYTES_PER_ORG:
         raise QuotaExceeded()
