@@ -75,11 +75,6 @@ def patch_routes() -> set[str]:
     return found
 
 
-# The support rows wait until main.py mounts the support router (then remove these lines).
-if CANNED not in patch_routes():
-    del NOT_CLEARABLE[CANNED], CLEARABLE[CANNED]
-
-
 class TestTableCoversTheApp:
     def test_every_patch_route_is_in_the_table(self) -> None:
         missing = sorted(patch_routes() - NOT_CLEARABLE.keys())
