@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import urlencode
@@ -22,7 +23,8 @@ class UrlSigner:
         ).digest()
 
     def _signature(self, method: str, key: str, params: Mapping[str, str]) -> str:
-        message = "\n".join([method, key, *(f"{k}={params[k]}" for k in sorted(params))])
+        # JSON, so that no value can pass for a separator and shift into another name.
+        message = json.dumps([method, key, sorted(params.items())], separators=(",", ":"))
         digest = hmac.new(self._key, message.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
