@@ -61,7 +61,6 @@ def create_app(
         if database is None:
             owned = Database(settings)
             app.state.database = owned
-        app.state.storage = create_storage(settings)
         bus = create_bus(settings)
         set_bus(bus)
         app.state.bus = bus
@@ -95,6 +94,9 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    # Made here, not in the lifespan, so an app driven without one still has it; clients
+    # (the S3 connection) open on first use and close with the lifespan.
+    app.state.storage = create_storage(settings)
     if database is not None:
         app.state.database = database
     install_error_handlers(app)

@@ -1,32 +1,28 @@
-"""The media library's routes in the authorization matrix (`tests/orgs/matrix.py`)."""
+"""The media routes in the authorization matrix (see tests/orgs/matrix.py): all of them need
+`media:manage` (owners, admins, editors); the library is shared by the modules, so none
+depends on one being on."""
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image
-
+from tests.media import files
 from tests.orgs.matrix import RouteKey, Rule, needs
 from townsquare.orgs.enums import Permission
 
-
-def _png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (4, 4), (10, 120, 200)).save(out, "PNG")
-    return out.getvalue()
-
-
 MEDIA = "/api/v1/orgs/{org}/media"
-P = Permission
+
+
+def _media(*, body: object = None, files: dict[str, object] | None = None) -> Rule:
+    return needs(Permission.media_manage, body=body, files=files)
+
 
 ROUTES: dict[RouteKey, Rule] = {
-    ("POST", MEDIA): needs(P.media_manage, files={"file": ("dot.png", _png(), "image/png")}),
-    ("GET", MEDIA): needs(P.media_manage),
-    ("POST", f"{MEDIA}/uploads"): needs(
-        P.media_manage, body={"filename": "dot.png", "content_type": "image/png", "size": 100}
+    ("POST", MEDIA): _media(files={"file": ("a.png", files.png(8, 8), "image/png")}),
+    ("GET", MEDIA): _media(),
+    ("POST", f"{MEDIA}/uploads"): _media(
+        body={"filename": "a.png", "content_type": "image/png", "size": 100}
     ),
-    ("POST", f"{MEDIA}/uploads/{{upload_id}}/complete"): needs(P.media_manage),
-    ("GET", f"{MEDIA}/{{media_id}}"): needs(P.media_manage),
-    ("PATCH", f"{MEDIA}/{{media_id}}"): needs(P.media_manage, body={"alt": "A dot"}),
-    ("DELETE", f"{MEDIA}/{{media_id}}"): needs(P.media_manage),
+    ("POST", f"{MEDIA}/uploads/{{upload_id}}/complete"): _media(),
+    ("GET", f"{MEDIA}/{{media_id}}"): _media(),
+    ("PATCH", f"{MEDIA}/{{media_id}}"): _media(body={"alt": "A description"}),
+    ("DELETE", f"{MEDIA}/{{media_id}}"): _media(),
 }

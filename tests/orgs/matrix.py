@@ -51,6 +51,8 @@ class Rule:
     body: Any = None
     params: dict[str, str] = field(default_factory=dict)
     path: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Any] | None = None
+    """A multipart body (`httpx` `files=`), for upload routes."""
 
 
 def needs(
@@ -60,9 +62,10 @@ def needs(
     body: Any = None,
     params: dict[str, str] | None = None,
     path: dict[str, str] | None = None,
+    files: dict[str, Any] | None = None,
 ) -> Rule:
     """Members whose role has `permission` may call it; other members get 403, outsiders 404."""
-    return Rule(permission, module, body, params or {}, path or {})
+    return Rule(permission, module, body, params or {}, path or {}, files)
 
 
 def signed_in(

@@ -59,6 +59,8 @@ async def _call(
     kwargs: dict[str, object] = {"params": rule.params}
     if rule.body is not None:
         kwargs["json"] = rule.body
+    if rule.files is not None:
+        kwargs["files"] = rule.files
     return await client.request(method, _fill(path, slug, rule), **kwargs)  # type: ignore[arg-type]
 
 
