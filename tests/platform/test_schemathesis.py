@@ -71,6 +71,9 @@ from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import Invitation, Organization
 from townsquare.storage.base import stream_bytes
 from townsquare.storage.factory import create_storage
+from townsquare.support import canned as support_canned
+from townsquare.support import conversations as support_conversations
+from townsquare.support.context import SupportCaller
 
 # Rate limits off: the fuzz signs in and registers far more often than any person would.
 FUZZ_SETTINGS = make_settings(RATE_LIMIT_ENABLED=False)
@@ -171,6 +174,7 @@ BODY_REFERENCES = {
     "tag_ids": "tag_ids",
     "version": "version",
     "featured_media_id": "media_id",
+    "assignee_id": "user_id",
 }
 
 
@@ -300,6 +304,15 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
     )
     session.add(invitation)
     media, upload = await _arrange_media(session, org, user)
+    conversation, _ = await support_conversations.open_conversation(
+        session,
+        SupportCaller.of(ctx),
+        subject="Parking",
+        body="Where do I park?",
+        client_msg_id=None,
+        settings=FUZZ_SETTINGS,
+    )
+    canned = await support_canned.create_canned(session, ctx, short_code="parking", text="Lot B.")
     await session.flush()
     real = {
         "org": org.slug,
@@ -317,6 +330,8 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
         "version": 1,
         "media_id": str(media.id),
         "upload_id": str(upload.id),
+        "conversation_id": str(conversation.id),
+        "canned_id": str(canned.id),
     }
     return Actor(issued.token, issued.csrf_token, real)
 

@@ -4,60 +4,24 @@ agent, customers who are not members, and helpers to talk to the chat over HTTP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.routing import BaseRoute
-from tests.conftest import RolledBackDatabase, _client_for
-from tests.factories import add_member, create_organization, create_user, sign_in
 
+from tests.factories import add_member, create_organization, create_user, sign_in
 from townsquare.auth.models import User
-from townsquare.config import Settings
-from townsquare.db import Database, SessionSource
-from townsquare.main import API_PREFIX, create_app
+from townsquare.main import API_PREFIX
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import AuditLogEntry, Organization
 from townsquare.realtime.bus import Event, Subscription, get_bus
-from townsquare.support.router import router as support_router
 
 API = API_PREFIX
 NewClient = Callable[[], Awaitable[httpx.AsyncClient]]
-
-
-def serves_support(routes: Sequence[BaseRoute]) -> bool:
-    """Whether `routes` (an app's or a router's) include the support routes."""
-    return any(
-        context.path == f"{API}/orgs/{{org}}/conversations"
-        for context in iter_route_contexts(routes)
-    )
-
-
-def chat_app(settings: Settings, database: SessionSource) -> FastAPI:
-    """The app with the support routes, whether or not main.py includes them yet."""
-    app = create_app(settings, database=database)
-    if not serves_support(app.routes):
-        app.include_router(support_router, prefix=API)
-    return app
-
-
-@pytest.fixture
-def app(db: RolledBackDatabase, settings: Settings) -> FastAPI:
-    return chat_app(settings, db)
-
-
-@pytest.fixture
-async def committed_client(
-    committed_db: Database, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client_for(chat_app(settings, committed_db)):
-        yield c
 
 
 @dataclass

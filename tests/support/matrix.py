@@ -3,8 +3,7 @@
 Routes customers and agents share take any signed-in user, member of the organization or
 not (`signed_in`): with a made-up conversation id everybody gets 404
 `conversation_not_found`, never 401/403/422. Assignment, statuses, canned responses and
-stats need `support:inbox` (`needs`). Every route needs the `support` module. The table
-applies once the app mounts the support router (main.py).
+stats need `support:inbox` (`needs`). Every route needs the `support` module.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from tests.orgs.matrix import RouteKey, Rule, needs, signed_in
-
 from townsquare.orgs.enums import Module, Permission
 
 ORG = "/api/v1/orgs/{org}"
@@ -28,16 +26,7 @@ def _agents(*, body: Any = None, params: dict[str, str] | None = None) -> Rule:
     return needs(Permission.support_inbox, module=Module.support, body=body, params=params)
 
 
-def _mounted() -> bool:
-    """Whether the app serves the support routes yet (main.py includes their router)."""
-    from tests.support.conftest import serves_support
-
-    from townsquare.main import api_router
-
-    return serves_support(api_router().routes)
-
-
-_ROUTES: dict[RouteKey, Rule] = {
+ROUTES: dict[RouteKey, Rule] = {
     ("POST", f"{ORG}/conversations"): _anyone(body={"subject": "Hi", "body": "Help"}),
     ("GET", f"{ORG}/conversations"): _anyone(),
     ("GET", CONVERSATION): _anyone(),
@@ -56,5 +45,3 @@ _ROUTES: dict[RouteKey, Rule] = {
     ("DELETE", f"{CANNED}/{{canned_id}}"): _agents(),
     ("GET", f"{ORG}/support/stats"): _agents(params={"from": "2026-01-01", "to": "2026-01-31"}),
 }
-
-ROUTES: dict[RouteKey, Rule] = _ROUTES if _mounted() else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tests.support.conftest import Desk
 from tests.support.test_conversations import problem
 

@@ -9,9 +9,9 @@ from types import ModuleType
 import httpx
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tests.factories import create_user, sign_in
 from tests.support.conftest import API, Desk, NewClient
-
 from townsquare.orgs.enums import Module
 from townsquare.orgs.models import OrganizationModule
 from townsquare.support.models import ChatMessage, ChatParticipant, Conversation

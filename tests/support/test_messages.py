@@ -8,9 +8,9 @@ from types import ModuleType
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tests.support.conftest import Desk
 from tests.support.test_conversations import problem
-
 from townsquare.config import Settings
 from townsquare.kit import clock as app_clock
 from townsquare.support.models import Conversation

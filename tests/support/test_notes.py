@@ -11,7 +11,6 @@ from types import ModuleType
 from typing import Any
 
 from tests.support.conftest import API, Desk, Listener
-
 from townsquare.kit import clock as app_clock
 from townsquare.realtime.events import org_agents_channel, user_channel
 

@@ -15,12 +15,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
+
 from tests.conftest import make_settings
 from tests.factories import add_member, create_organization, create_user, sign_in
-from tests.support.conftest import API, Listener, chat_app
-
+from tests.support.conftest import API, Listener
 from townsquare.config import Settings
 from townsquare.db import Database, transaction
+from townsquare.main import create_app
 from townsquare.orgs.enums import MemberRole
 from townsquare.realtime.bus import get_bus
 from townsquare.realtime.events import org_agents_channel, user_channel
@@ -46,7 +47,7 @@ async def clients(
     here gets a generous one; what is tested is the order, not SQLite's fairness."""
     patient = make_settings(SQLITE_BUSY_TIMEOUT_MS=120_000)
     own = Database(patient, str(database.engine.url)) if database.is_sqlite else None
-    app = chat_app(settings, own or database)
+    app = create_app(settings, database=own or database)
     async with AsyncExitStack() as stack:
         if own is not None:
             stack.push_async_callback(own.dispose)

@@ -6,9 +6,9 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tests.support.conftest import Desk
 from tests.support.test_messages import stored
-
 from townsquare.support.models import ChatParticipant
 
 

@@ -7,10 +7,10 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tests.factories import create_user
 from tests.support.conftest import Desk, audit_actions
 from tests.support.test_conversations import problem
-
 from townsquare.orgs.models import AuditLogEntry
 from townsquare.support.models import ChatParticipant
 
