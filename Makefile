@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy tests
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
