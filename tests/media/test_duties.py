@@ -54,6 +54,9 @@ class TestVariants:
             got = await download(media, variant["url"])
             assert got.status_code == 200
             assert got.headers["content-type"] == "image/webp"
+            assert got.headers["content-disposition"].startswith(
+                f'inline; filename="holiday-{variant["name"]}.webp"'
+            )
             assert len(got.content) == variant["size"]
             image = Image.open(io.BytesIO(got.content))
             assert image.format == "WEBP"

@@ -7,14 +7,19 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import create_article, create_organization, create_user, sign_in
 from tests.media import files
-from tests.media.conftest import Media, download, problem
+from tests.media.conftest import Media, download, problem, put_upload
 from townsquare.cms.models import Article
+from townsquare.media.duties import make_variants
 from townsquare.media.models import MediaItem
+from townsquare.media.service import upload_key
+from townsquare.orgs.enums import MemberRole
+from townsquare.orgs.models import Membership
+from townsquare.storage.duties import delete_objects
 from townsquare.storage.models import StorageDeletion
 
 
@@ -223,3 +228,31 @@ class TestDelete:
         )
         await session.flush()
         assert (await media.client.delete(f"{media.base}/{body['id']}")).status_code == 204
+
+    async def test_deleting_the_organization_deletes_its_objects(
+        self, media: Media, session: AsyncSession
+    ) -> None:
+        await media.uploaded(files.png(1200, 800), "a.png", "image/png")
+        await media.uploaded(files.pdf(), "b.pdf", "application/pdf")
+        await make_variants(media.duty_context())
+        small = files.png(2, 2)
+        pending = await media.client.post(
+            f"{media.base}/uploads",
+            json={"filename": "c.png", "content_type": "image/png", "size": len(small)},
+        )
+        assert (await put_upload(media, pending.json(), small)).status_code == 200
+        assert len(await media.backend.objects()) == 5  # 2 originals, 2 variants, 1 upload
+        await session.execute(
+            update(Membership)
+            .where(Membership.user_id == media.editor.id)
+            .values(role=MemberRole.owner)
+        )
+        await session.flush()
+        response = await media.client.delete(f"/api/v1/orgs/{media.org.slug}")
+        assert response.status_code == 204, response.text
+        assert await session.scalar(select(func.count()).select_from(MediaItem)) == 0
+        assert await delete_objects(media.duty_context()) == 4
+        # What the pending upload's URL may still write goes once the URL has expired.
+        assert await media.backend.objects() == [
+            upload_key(media.org.id, uuid.UUID(pending.json()["upload_id"]))
+        ]

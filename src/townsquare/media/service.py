@@ -142,6 +142,37 @@ async def forget_objects(
     await session.flush()
 
 
+async def forget_organization(session: AsyncSession, organization_id: uuid.UUID) -> int:
+    """Queue every stored object of the organization's media for removal, in the caller's
+    transaction; called before the organization is deleted, since its rows then go by
+    cascade and nothing would remember the objects. Returns how many keys were queued."""
+    items = (
+        await session.execute(
+            select(
+                MediaItem.id, MediaItem.status, MediaItem.storage_key, MediaItem.upload_expires_at
+            ).where(MediaItem.organization_id == organization_id)
+        )
+    ).all()
+    variant_keys = list(
+        await session.scalars(
+            select(MediaVariant.storage_key).where(MediaVariant.organization_id == organization_id)
+        )
+    )
+    queued = [StorageDeletion(storage_key=key) for key in variant_keys]
+    for media_id, status, key, url_expires_at in items:
+        if status == MediaStatus.ready:
+            queued.append(StorageDeletion(storage_key=key))
+        else:  # what its upload URL may still write, once that has expired
+            queued.append(
+                StorageDeletion(
+                    storage_key=upload_key(organization_id, media_id), not_before=url_expires_at
+                )
+            )
+    session.add_all(queued)
+    await session.flush()
+    return len(queued)
+
+
 async def ensure_featurable(
     session: AsyncSession, organization_id: uuid.UUID, media_id: uuid.UUID
 ) -> bool:
@@ -159,12 +190,16 @@ async def ensure_featurable(
 # --- presenting ---------------------------------------------------------------------------
 
 
-def download_options(item: MediaItem, *, content_type: str | None = None) -> DownloadOptions:
-    """SVGs and anything not displayable download as attachments; the rest show inline."""
-    kind = content_type or item.content_type
+def download_options(item: MediaItem, *, variant: MediaVariant | None = None) -> DownloadOptions:
+    """SVGs and anything not displayable download as attachments; the rest show inline. A
+    variant is named after the original (`photo-w320.webp`)."""
+    kind, name = item.content_type, item.filename
+    if variant is not None:
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        kind, name = variant.content_type, f"{stem}-{variant.name}.webp"
     return DownloadOptions(
         content_type=kind,
-        content_disposition=content_disposition(item.filename, inline=kind in inspect.INLINE_TYPES),
+        content_disposition=content_disposition(name, inline=kind in inspect.INLINE_TYPES),
     )
 
 
@@ -203,7 +238,7 @@ async def _present_one(
         *(
             storage.presigned_get(
                 variant.storage_key,
-                options=download_options(item, content_type=variant.content_type),
+                options=download_options(item, variant=variant),
                 expires_at=expires_at,
             )
             for variant in variants

@@ -17,6 +17,7 @@ from townsquare.config import Settings
 from townsquare.db import SlugScope
 from townsquare.errors import field_error
 from townsquare.kit.pagination import PageParams, paginate
+from townsquare.media import service as media_service
 from townsquare.orgs import audit, schemas
 from townsquare.orgs.context import OrgContext
 from townsquare.orgs.enums import MemberRole, Module
@@ -147,6 +148,8 @@ async def update_organization(
 async def delete_organization(session: AsyncSession, ctx: OrgContext) -> None:
     """Delete the organization; every tenant row goes with it (ON DELETE CASCADE)."""
     org_id = ctx.org.id
+    # Its media rows go by cascade; their stored objects are queued for removal first.
+    await media_service.forget_organization(session, org_id)
     await session.execute(
         delete(Organization)
         .where(Organization.id == org_id)

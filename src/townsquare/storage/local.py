@@ -71,17 +71,17 @@ class LocalStorage:
         info = await self.head(key)
         if info is None:
             raise ObjectNotFound(key)
-        path = self.path(key)
+        try:
+            # Opened now: an object deleted after this still streams whole (POSIX), and one
+            # deleted before answers ObjectNotFound rather than breaking off mid-response.
+            source = await anyio.open_file(self.path(key), "rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
         start, length = (
-            (0, info.size)
-            if byte_range is None
-            else (
-                byte_range.start,
-                byte_range.length,
-            )
+            (0, info.size) if byte_range is None else (byte_range.start, byte_range.length)
         )
         return StoredObject(
-            chunks=_read(path, start, length),
+            chunks=_read(source, start, length),
             size=info.size,
             content_type=info.content_type,
             byte_range=byte_range,
@@ -157,8 +157,8 @@ def _move(source: Path, target: Path) -> None:
         os.replace(source_type, target_type)
 
 
-async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as source:
+async def _read(source: anyio.AsyncFile[bytes], start: int, length: int) -> AsyncIterator[bytes]:
+    async with source:
         await source.seek(start)
         remaining = length
         while remaining > 0:
