@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import create_user, sign_in
 from tests.support.conftest import API, Desk, NewClient
+from townsquare.kit.pagination import encode_cursor
 from townsquare.orgs.enums import Module
 from townsquare.orgs.models import OrganizationModule
 from townsquare.support.models import ChatMessage, ChatParticipant, Conversation
@@ -256,6 +257,16 @@ class TestPaging:
         assert seen == ["S0", "S4", "S3", "S2", "S1"]
 
     async def test_a_malformed_cursor_is_400(self, desk: Desk) -> None:
+        for values in (
+            {"at": 1},
+            {"at": "2026-01-01T00:00:00+00:00", "id": 5},
+            {"at": "x", "id": "y"},
+            {"at": "2026-01-01T00:00:00", "id": str(uuid.uuid4())},
+        ):
+            response = await desk.clients["agent"].get(
+                desk.url("/conversations"), params={"cursor": encode_cursor(values)}
+            )
+            problem(response, 400, "invalid_cursor")
         for cursor in ("nonsense", "eyJhdCI6MX0"):
             response = await desk.clients["agent"].get(
                 desk.url("/conversations"), params={"cursor": cursor}

@@ -81,10 +81,13 @@ def _after(cursor: str | None, activity: InstrumentedAttribute[datetime]) -> Col
     if cursor is None:
         return true()
     values = decode_cursor(cursor)
+    at_text, id_text = values.get("at"), values.get("id")
+    if not isinstance(at_text, str) or not isinstance(id_text, str):
+        raise InvalidCursor()
     try:
-        at = datetime.fromisoformat(values["at"])
-        last_id = uuid.UUID(values["id"])
-    except (KeyError, TypeError, ValueError) as exc:
+        at = datetime.fromisoformat(at_text)
+        last_id = uuid.UUID(id_text)
+    except ValueError as exc:
         raise InvalidCursor() from exc
     if at.tzinfo is None:
         raise InvalidCursor()

@@ -243,3 +243,31 @@ async def reopen_for_customer(
     live.conversation_updated(
         session, conversation, await views.conversation_names(session, [conversation])
     )
+
+
+async def resolve_unattended(
+    session: AsyncSession, conversation: Conversation, *, body: str, settings: Settings
+) -> None:
+    """Resolve an active conversation (locked by the caller) on Townsquare's own account,
+    as the auto-resolve duty does: a system message without a sender, an entry without an
+    actor."""
+    conversation.status = ConversationStatus.resolved
+    conversation.resolved_at = clock.now()
+    await write_system_message(
+        session,
+        conversation,
+        actor=None,
+        role=None,
+        event=SystemEvent.resolved,
+        body=body,
+        settings=settings,
+    )
+    await audit.record_unattended(
+        session,
+        conversation.organization_id,
+        "conversation.resolved",
+        target=("conversation", conversation.id),
+        data={"by": "townsquare"},
+    )
+    names = await views.conversation_names(session, [conversation])
+    live.conversation_updated(session, conversation, names)

@@ -10,6 +10,7 @@ in the same sequence; customers see the same order with those seqs missing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -31,6 +32,18 @@ class MessageRetried(Exception):
     """Another request of the same sender with the same `client_msg_id` committed first."""
 
 
+@dataclass(frozen=True)
+class StoredAttachment:
+    """A file already in storage that an `attachment` message points to."""
+
+    key: str
+    filename: str
+    content_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
 async def append(
     session: AsyncSession,
     conversation: Conversation,
@@ -42,6 +55,7 @@ async def append(
     internal: bool = False,
     client_msg_id: str | None = None,
     system_event: SystemEvent | None = None,
+    attachment: StoredAttachment | None = None,
     settings: Settings,
 ) -> ChatMessage:
     """Give the message the conversation's next seq and store it; the caller holds the
@@ -69,6 +83,13 @@ async def append(
             client_msg_id=client_msg_id,
             created_at=clock.now(),
         )
+        if attachment is not None:
+            message.attachment_key = attachment.key
+            message.attachment_filename = attachment.filename
+            message.attachment_content_type = attachment.content_type
+            message.attachment_size = attachment.size
+            message.attachment_width = attachment.width
+            message.attachment_height = attachment.height
         # A unique violation rolls back this outer savepoint too, and with it the seq.
         await flush_or_conflict(session, {CLIENT_MSG_ID_CONSTRAINT: MessageRetried}, add=[message])
     set_committed_value(conversation, "last_seq", seq)
