@@ -428,8 +428,11 @@ _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _STATE_KEY = "db_session"
 
 
-def get_session(request: Request) -> AsyncSession:
-    """The request's session, opened on first use and committed by `TransactionalRoute`."""
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session, opened on first use and committed by `TransactionalRoute`.
+
+    Dependencies that do no I/O are still `async def`: FastAPI runs a plain `def` in a
+    thread of its pool, a hand-off that costs more than the work."""
     if _STATE_KEY not in request.scope.setdefault("townsquare", {}):
         raise RuntimeError("get_session used on a route that is not a TransactionalRoute")
     session: AsyncSession | None = request.scope["townsquare"][_STATE_KEY]

@@ -111,7 +111,7 @@ class RateLimiter:
             await self._strategy.clear(_item(limit), *key)
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     """The app's limiter (created on first use from the app's settings)."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:

@@ -83,7 +83,7 @@ def origin_allowed(settings: Settings, origin: str | None) -> bool:
     return normalized is not None and normalized in allowed_origins(settings)
 
 
-def require_allowed_origin(request: Request) -> None:
+async def require_allowed_origin(request: Request) -> None:
     """Dependency for unauthenticated unsafe endpoints (login, register): refuse a foreign
     `Origin`, which would let another site sign a browser in or out."""
     if not origin_allowed(request.app.state.settings, request.headers.get("origin")):
@@ -105,7 +105,7 @@ async def _record_activity(request: Request, settings: Settings, record: UserSes
     if not sessions.needs_touch(settings, record):
         return
     if request.method in UNSAFE_METHODS:
-        await sessions.touch_session(get_session(request), record.id)
+        await sessions.touch_session(await get_session(request), record.id)
         return
     # Safe requests read in a deferred transaction; write in a short one of its own.
     source: SessionSource = request.app.state.database

@@ -31,7 +31,7 @@ class PageParams:
         return (self.page - 1) * self.per_page
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 20,
 ) -> PageParams:
