@@ -3,6 +3,8 @@ or a fresh bucket on moto's S3 server), an organization and a signed-in editor."
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -24,12 +26,13 @@ from townsquare.config import Settings
 from townsquare.db import SessionSource
 from townsquare.main import create_app
 from townsquare.media.models import MediaItem
+from townsquare.media.service import upload_key
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import Organization
 from townsquare.storage.base import Storage
 from townsquare.worker.registry import DutyContext
 
-__all__ = ["API", "Backend", "Media", "download", "problem", "put_upload", "s3_server"]
+__all__ = ["API", "Backend", "Media", "s3_server"]
 
 API = "/api/v1"
 BACKENDS = ("local", "s3")
@@ -84,11 +87,6 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return Backend("local", media_dir)
     server: S3Server = request.getfixturevalue("s3_server")
     return Backend("s3", media_dir, server=server, bucket=await server.new_bucket())
-
-
-@pytest.fixture
-def local_backend(tmp_path: Path) -> Backend:
-    return Backend("local", tmp_path / "media")
 
 
 @dataclass
@@ -206,3 +204,45 @@ async def put_upload(
         return await media.anonymous.put(upload["url"], content=data, headers=sent)
     async with httpx.AsyncClient() as outside:
         return await outside.put(upload["url"], content=data, headers=sent)
+
+
+KEY = re.compile(r"^orgs/[0-9a-f-]{36}/media/[0-9a-f-]{36}/original$")
+"""The key of a multipart upload's object: made by the server, nothing of the client's."""
+
+
+async def assert_nothing_kept(media: Media, session: AsyncSession) -> None:
+    assert await media.backend.stored() == []
+    assert await media_rows(session, media.org) == 0
+
+
+async def reserve(
+    media: Media,
+    size: int,
+    filename: str = "photo.png",
+    content_type: str = "image/png",
+    **extra: object,
+) -> dict[str, Any]:
+    response = await media.client.post(
+        f"{media.base}/uploads",
+        json={"filename": filename, "content_type": content_type, "size": size, **extra},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def complete(media: Media, upload: dict[str, Any]) -> Any:
+    return await media.client.post(f"{media.base}/uploads/{upload['upload_id']}/complete")
+
+
+def key_of(media: Media, upload: dict[str, Any]) -> str:
+    """Where the upload's URL writes."""
+    return upload_key(media.org.id, uuid.UUID(upload["upload_id"]))
+
+
+async def item_of(session: AsyncSession, upload: dict[str, Any]) -> MediaItem | None:
+    return await session.scalar(
+        select(MediaItem)
+        .where(MediaItem.id == uuid.UUID(upload["upload_id"]))
+        .execution_options(populate_existing=True)
+    )

@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.media import files
-from tests.media.conftest import Media, download, put_upload
-from tests.media.test_presigned import complete, key_of, reserve
+from tests.media.conftest import Media, complete, download, key_of, put_upload, reserve
 from townsquare.media.duties import expire_uploads, make_variants
 from townsquare.media.enums import VariantsStatus
 from townsquare.media.models import MediaItem, MediaVariant

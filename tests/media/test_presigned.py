@@ -7,50 +7,24 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.media import files
-from tests.media.conftest import Media, MediaFactory, download, media_rows, problem, put_upload
+from tests.media.conftest import (
+    Media,
+    MediaFactory,
+    complete,
+    download,
+    item_of,
+    key_of,
+    media_rows,
+    problem,
+    put_upload,
+    reserve,
+)
 from townsquare.kit import clock as app_clock
 from townsquare.media.enums import MediaStatus
-from townsquare.media.models import MediaItem
-from townsquare.media.service import upload_key
-
-
-async def reserve(
-    media: Media,
-    size: int,
-    filename: str = "photo.png",
-    content_type: str = "image/png",
-    **extra: object,
-) -> dict[str, Any]:
-    response = await media.client.post(
-        f"{media.base}/uploads",
-        json={"filename": filename, "content_type": content_type, "size": size, **extra},
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def complete(media: Media, upload: dict[str, Any]) -> Any:
-    return await media.client.post(f"{media.base}/uploads/{upload['upload_id']}/complete")
-
-
-def key_of(media: Media, upload: dict[str, Any]) -> str:
-    """Where the upload's URL writes."""
-    return upload_key(media.org.id, uuid.UUID(upload["upload_id"]))
-
-
-async def item_of(session: AsyncSession, upload: dict[str, Any]) -> MediaItem | None:
-    return await session.scalar(
-        select(MediaItem)
-        .where(MediaItem.id == uuid.UUID(upload["upload_id"]))
-        .execution_options(populate_existing=True)
-    )
 
 
 class TestFlow:
