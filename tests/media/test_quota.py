@@ -184,3 +184,29 @@ class TestReservations:
         problem(await _upload(media, 2), 413, "quota_exceeded")
         assert await _rows(media) == 1
         assert len(await media.backend.objects()) == 1
+
+
+class TestCompleteRace:
+    @pytest.mark.parametrize("round_", range(2))
+    async def test_two_completes_of_one_upload(
+        self, committed_media: CommittedMedia, round_: int
+    ) -> None:
+        media = await committed_media()
+        data = files.png(300, 200)
+        reserved = await media.client.post(
+            f"{media.base}/uploads",
+            json={"filename": "a.png", "content_type": "image/png", "size": len(data)},
+        )
+        upload = reserved.json()
+        assert (await put_upload(media, upload, data)).status_code == 200
+        url = f"{media.base}/uploads/{upload['upload_id']}/complete"
+        answers = await asyncio.gather(media.client.post(url), media.client.post(url))
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses[0] == 200, [a.text for a in answers]
+        assert statuses[1] in {404, 409}, [a.text for a in answers]
+        assert await _rows(media) == 1
+        detail = await media.client.get(f"{media.base}/{upload['upload_id']}")
+        assert detail.json()["status"] == "ready"
+        # One object: the one the item points at.
+        [key] = await media.backend.objects()
+        assert f"/media/{upload['upload_id']}/original-" in key
