@@ -12,6 +12,7 @@ import pytest
 from tests.media import files
 from tests.media.conftest import Media, download, problem
 from townsquare.kit import clock as app_clock
+from townsquare.storage.duties import delete_objects
 
 
 def _with_query(url: str, **changes: str) -> str:
@@ -94,8 +95,6 @@ class TestSignedLinks:
         body = await media.uploaded(files.png(40, 30), "a.png", "image/png")
         assert (await media.client.delete(f"{media.base}/{body['id']}")).status_code == 204
         # The row is gone at once; the object goes with the next sweep of the duty.
-        from townsquare.storage.duties import delete_objects
-
         assert await delete_objects(media.duty_context()) == 1
         problem(await download(media, body["url"]), 404, "object_not_found")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -184,8 +185,6 @@ class TestOtherOrganizations:
         outsider = await create_user(session)
         await create_organization(session, owner=outsider)
         transport = media.client._transport
-        import httpx
-
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
             await sign_in(session, other, outsider)
             assert (await other.get(f"{media.base}/{body['id']}")).status_code == 404
