@@ -261,9 +261,12 @@ def sign_up(server: Server, target: cms_data.Target) -> None:
     """A verified user with an org: the session cookie, CSRF token and upload path."""
     with Client(server.port, timeout=30) as client:
         account = {**ACCOUNT, "display_name": "Bench Media"}
-        status, headers, body = _json_request(client, "POST", "/api/v1/auth/register", account, {})
-        if status != 201:
+        status, _, body = _json_request(client, "POST", "/api/v1/auth/register", account, {})
+        if status != 202:
             raise SystemExit(f"register answered {status}: {body}")
+        status, headers, body = _json_request(client, "POST", "/api/v1/auth/login", ACCOUNT, {})
+        if status != 200:
+            raise SystemExit(f"login answered {status}: {body}")
         auth = _session(headers)
         asyncio.run(_verify_emails(target))
         status, _, body = _json_request(client, "POST", "/api/v1/orgs", {"name": "Bench"}, auth)

@@ -33,6 +33,16 @@ async def register(
     return await client.post(f"{API}/auth/register", json=body)
 
 
+async def register_and_login(
+    client: httpx.AsyncClient, *, email: str | None = None, password: str = STRONG_PASSWORD
+) -> httpx.Response:
+    """Register (202, nobody signed in) and then sign in; the login's answer."""
+    email = email or unique_email()
+    registered = await register(client, email=email, password=password)
+    assert registered.status_code == 202, registered.text
+    return await login(client, email, password)
+
+
 async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
     """Log in and, on success, send the new CSRF token on later requests."""
     response = await client.post(f"{API}/auth/login", json={"email": email, "password": password})

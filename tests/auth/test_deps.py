@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.auth.helpers import API, register, session_cookie
+from tests.auth.helpers import API, register_and_login, session_cookie
 from tests.conftest import RolledBackDatabase, _client_for, make_settings
 from tests.factories import create_user, sign_in
 from townsquare.auth import sessions
@@ -200,8 +200,8 @@ class TestActivity:
     async def test_get_request_records_activity_in_its_own_transaction(
         self, committed_db: Database, committed_client: httpx.AsyncClient, clock: ModuleType
     ) -> None:
-        response = await register(committed_client)
-        assert response.status_code == 201
+        response = await register_and_login(committed_client)
+        assert response.status_code == 200
         token = session_cookie(committed_client)
         clock.travel(timedelta(hours=2))
         assert (await committed_client.get(f"{API}/auth/me")).status_code == 200

@@ -52,8 +52,9 @@ class TestIdentityEmailsOverSmtp:
         secrets: list[str] = []
         async for client in _client_for(create_app(settings, database=db)):
             registered = await register(client, email=email, display_name="Ruth <b>Bold</b>")
-            assert registered.status_code == 201
-            secrets += [client.cookies["townsquare_session"], registered.json()["csrf_token"]]
+            assert registered.status_code == 202
+            signed_in = await login(client, email, STRONG_PASSWORD)
+            secrets += [client.cookies["townsquare_session"], signed_in.json()["csrf_token"]]
 
             await _deliver(db, settings, smtp_server, 1)
             verify_message = smtp_server.messages[0]

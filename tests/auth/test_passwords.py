@@ -32,7 +32,7 @@ class TestHash:
         self, session: AsyncSession, client: httpx.AsyncClient
     ) -> None:
         email = unique_email()
-        assert (await register(client, email=email)).status_code == 201
+        assert (await register(client, email=email)).status_code == 202
         stored = await session.scalar(select(User.password_hash).where(User.email == email))
         assert stored is not None
         assert stored.startswith("$argon2id$")

@@ -116,7 +116,7 @@ class TestOtherEndpoints:
     async def test_register_per_ip(self, db: RolledBackDatabase) -> None:
         async for client in _client(db, RATE_LIMIT_REGISTER="3/hour"):
             for _ in range(3):
-                assert (await register(client)).status_code == 201
+                assert (await register(client)).status_code == 202
             _assert_limited(await register(client))
 
     async def test_password_reset_requests_per_account_for_known_and_unknown(

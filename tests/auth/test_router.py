@@ -14,6 +14,7 @@ from tests.auth.helpers import (
     API,
     STRONG_PASSWORD,
     login,
+    outbox_bodies,
     register,
     session_cookie,
     unique_email,
@@ -22,6 +23,7 @@ from tests.auth.helpers import (
 from tests.conftest import RolledBackDatabase, _client_for, make_settings
 from tests.factories import DEFAULT_PASSWORD, create_organization, create_user, sign_in
 from townsquare.auth.models import User, UserSession
+from townsquare.auth.router import REGISTERED
 from townsquare.main import create_app
 from townsquare.orgs.enums import MemberRole
 
@@ -42,27 +44,37 @@ async def _session_count(session: AsyncSession, user: User) -> int:
 
 
 class TestRegister:
-    async def test_creates_account_and_signs_in(
+    async def test_creates_account_without_signing_in(
         self, session: AsyncSession, client: httpx.AsyncClient
     ) -> None:
         email = unique_email()
         response = await register(client, email=email.upper(), display_name="  Grace  ")
-        assert response.status_code == 201
-        body = response.json()
+        assert response.status_code == 202
+        assert response.json() == {"detail": REGISTERED}
+        assert "townsquare_session" not in response.cookies
+        assert (await client.get(f"{API}/auth/me")).status_code == 401
+        user = await session.scalar(select(User).where(User.email == email))
+        assert user is not None
+        assert (user.display_name, user.is_staff, user.email_verified_at, user.timezone) == (
+            "Grace",
+            False,
+            None,
+            "UTC",
+        )
+        [verification] = await outbox_bodies(session, email)
+        assert "verify-email?token=" in verification
+        signed_in = await login(client, email, STRONG_PASSWORD)
+        assert signed_in.status_code == 200
+        body = signed_in.json()
         assert body["user"]["email"] == email
-        assert body["user"]["display_name"] == "Grace"
-        assert body["user"]["is_staff"] is False
         assert body["user"]["email_verified"] is False
-        assert body["user"]["timezone"] == "UTC"
-        assert body["csrf_token"]
-        assert response.cookies.get("csrftoken") == body["csrf_token"]
-        set_cookie = response.headers.get_list("set-cookie")
+        assert signed_in.cookies.get("csrftoken") == body["csrf_token"]
+        set_cookie = signed_in.headers.get_list("set-cookie")
         session_header = next(h for h in set_cookie if h.startswith("townsquare_session="))
         assert "HttpOnly" in session_header
         assert "SameSite=lax" in session_header
         csrf_header = next(h for h in set_cookie if h.startswith("csrftoken="))
         assert "HttpOnly" not in csrf_header
-        client.headers["X-CSRF-Token"] = body["csrf_token"]
         me = await client.get(f"{API}/auth/me")
         assert me.status_code == 200
         assert me.json()["email"] == email
@@ -76,29 +88,50 @@ class TestRegister:
         assert response.json()["errors"][0]["field"] == "is_staff"
         assert await session.scalar(select(User).where(User.email == email)) is None
 
-    async def test_email_taken_ignores_case(
+    async def test_an_existing_address_answers_alike_and_its_owner_is_emailed(
         self, session: AsyncSession, client: httpx.AsyncClient
     ) -> None:
-        user = await create_user(session, email=unique_email())
-        response = await register(client, email=user.email.upper())
-        assert response.status_code == 409
-        assert response.json()["code"] == "email_taken"
+        user = await create_user(session, email=unique_email(), display_name="Owner")
+        fresh = await register(client)
+        taken = await register(client, email=user.email.upper(), display_name="Intruder")
+        assert (taken.status_code, taken.json()) == (fresh.status_code, fresh.json())
+        assert taken.status_code == 202
+        assert "townsquare_session" not in taken.cookies
+        [notice] = await outbox_bodies(session, user.email)
+        assert "already" in notice
+        assert "token=" not in notice
+        count = await session.scalar(
+            select(func.count()).select_from(User).where(User.email == user.email)
+        )
+        assert count == 1
+        await session.refresh(user)
+        assert user.display_name == "Owner"
 
-    async def test_timezone_is_validated(self, client: httpx.AsyncClient) -> None:
+    async def test_timezone_is_validated(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
         response = await register(client, timezone="Mars/Olympus_Mons")
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "timezone"
-        ok = await register(client, timezone="Europe/Paris")
-        assert ok.status_code == 201
-        assert ok.json()["user"]["timezone"] == "Europe/Paris"
+        email = unique_email()
+        ok = await register(client, email=email, timezone="Europe/Paris")
+        assert ok.status_code == 202
+        assert await session.scalar(select(User.timezone).where(User.email == email)) == (
+            "Europe/Paris"
+        )
 
-    async def test_default_timezone_comes_from_settings(self, db: RolledBackDatabase) -> None:
+    async def test_default_timezone_comes_from_settings(
+        self, session: AsyncSession, db: RolledBackDatabase
+    ) -> None:
         settings = make_settings(DEFAULT_TIMEZONE="America/Chicago")
         app = create_app(settings, database=db)
+        email = unique_email()
         async for client in _client_for(app):
-            response = await register(client)
-            assert response.status_code == 201
-            assert response.json()["user"]["timezone"] == "America/Chicago"
+            response = await register(client, email=email)
+            assert response.status_code == 202
+        assert await session.scalar(select(User.timezone).where(User.email == email)) == (
+            "America/Chicago"
+        )
 
     @pytest.mark.parametrize(
         ("field", "value"),
@@ -124,8 +157,8 @@ class TestPasswordRules:
         assert response.json()["errors"][0]["field"] == "password"
 
     async def test_ten_and_128_characters_accepted(self, client: httpx.AsyncClient) -> None:
-        assert (await register(client, password="Zq9#kP2$wL")).status_code == 201
-        assert (await register(client, password="Zq9#kP2$wL" * 12 + "abcdefgh")).status_code == 201
+        assert (await register(client, password="Zq9#kP2$wL")).status_code == 202
+        assert (await register(client, password="Zq9#kP2$wL" * 12 + "abcdefgh")).status_code == 202
 
     async def test_129_characters_refused(self, client: httpx.AsyncClient) -> None:
         response = await register(client, password="Zq9#kP2$wL" * 12 + "abcdefghi")
@@ -148,8 +181,7 @@ class TestPasswordRules:
         password = "Long-passphrase-" + "q" * 83 + "Z"
         assert len(password) == 100
         email = unique_email()
-        assert (await register(client, email=email, password=password)).status_code == 201
-        client.cookies.clear()
+        assert (await register(client, email=email, password=password)).status_code == 202
         assert (await login(client, email, password[:-1])).status_code == 401
         assert (await login(client, email, password)).status_code == 200
 

@@ -16,6 +16,7 @@ from tests.auth.helpers import (
     login,
     outbox_bodies,
     register,
+    register_and_login,
     unique_email,
 )
 from tests.factories import DEFAULT_PASSWORD, create_user, sign_in
@@ -39,7 +40,7 @@ class TestVerifyEmail:
         self, session: AsyncSession, client: httpx.AsyncClient
     ) -> None:
         email = unique_email()
-        assert (await register(client, email=email)).status_code == 201
+        assert (await register(client, email=email)).status_code == 202
         [body] = await outbox_bodies(session, email)
         token = link_token(body, "verify-email")
         response = await client.post(f"{API}/auth/verify-email", json={"token": token})
@@ -73,8 +74,7 @@ class TestVerifyEmail:
         self, session: AsyncSession, client: httpx.AsyncClient
     ) -> None:
         email = unique_email()
-        registered = await register(client, email=email)
-        client.headers["X-CSRF-Token"] = registered.json()["csrf_token"]
+        await register_and_login(client, email=email)
         resent = await client.post(f"{API}/auth/resend-verification")
         assert resent.status_code == 202
         first, second = await outbox_bodies(session, email)

@@ -38,6 +38,7 @@ Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"description": "Too many attempts; wait for Retry-After seconds"}
 }
+REGISTERED = "Check your inbox: we sent a link to finish signing up."
 RESET_REQUESTED = "If an account has this address, a reset link is on its way."
 
 
@@ -103,25 +104,26 @@ async def _open_session(
 
 @router.post(
     "/register",
-    response_model=schemas.SignedIn,
-    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Accepted,
+    status_code=status.HTTP_202_ACCEPTED,
     dependencies=[AllowedOrigin],
-    responses={409: {"description": "email_taken"}, **RATE_LIMITED},
+    responses=RATE_LIMITED,
 )
 async def register(
     body: schemas.Registration,
     request: Request,
-    response: Response,
     session: DbSession,
     settings: AppSettings,
     limiter: Limiter,
-) -> schemas.SignedIn:
-    """Create an account and sign it in; a verification email is sent. Never staff."""
+) -> schemas.Accepted:
+    """Create an account (never staff) and email a verification link. The answer is the
+    same whether or not the address already has an account (its owner is emailed instead);
+    nobody is signed in: sign in with `POST /auth/login`, allowed before verification."""
     await limiter.consume(
         (settings.RATE_LIMIT_REGISTER, ("register", "ip", client_ip(request))),
         (settings.RATE_LIMIT_REGISTER, ("register", "account", body.email)),
     )
-    user = await service.register(
+    await service.register(
         session,
         settings,
         email=body.email,
@@ -129,7 +131,7 @@ async def register(
         display_name=body.display_name,
         timezone=body.timezone,
     )
-    return await _open_session(request, response, session, settings, user)
+    return schemas.Accepted(detail=REGISTERED)
 
 
 @router.post(

@@ -101,12 +101,17 @@ async def register(
     password: str,
     display_name: str,
     timezone: str | None = None,
-) -> User:
-    """Create an account (never staff) and send it a verification email."""
+) -> None:
+    """Create an account (never staff) and send it a verification email. For an address
+    that has an account, email its owner instead: the caller learns nothing either way,
+    and both paths cost one password hash."""
     email = normalize_email(email)
     _check_new_password(password, email, "password")
-    if await get_user_by_email(session, email) is not None:
-        raise EmailTaken()
+    existing = await get_user_by_email(session, email)
+    if existing is not None:
+        await passwords.burn_verification(settings, password)
+        await _send_account_exists(session, settings, existing)
+        return
     user = User(
         email=email,
         display_name=display_name,
@@ -115,9 +120,24 @@ async def register(
         is_staff=False,
         is_active=True,
     )
-    await flush_or_conflict(session, {"uq_users_email": EmailTaken}, add=[user])
+    try:
+        await flush_or_conflict(session, {"uq_users_email": EmailTaken}, add=[user])
+    except EmailTaken:
+        # A concurrent registration of the same address won; it sends the emails.
+        return
     await send_verification(session, settings, user)
-    return user
+
+
+async def _send_account_exists(session: AsyncSession, settings: Settings, user: User) -> None:
+    from townsquare.email import service as email_service
+
+    await email_service.enqueue_email(
+        session,
+        to=user.email,
+        template="account_exists",
+        context={"display_name": user.display_name, "public_url": settings.PUBLIC_URL},
+        settings=settings,
+    )
 
 
 async def authenticate(
