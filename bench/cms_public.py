@@ -3,7 +3,7 @@
 Run (from the repository root):
 
     make bench                                  # = .venv/bin/python bench/cms_public.py
-    .venv/bin/python bench/cms_public.py --repeat 3 --variant tuned=bench/variants/platform_tuned.py
+    .venv/bin/python bench/cms_public.py --repeat 3 --variant name=path/to/app_factory.py
     .venv/bin/python bench/cms_public.py --url postgresql://postgres@127.0.0.1:5432/ts_bench_1m \
         --articles 1000000 --deep-page 250 --deep-page 25000
 
@@ -63,7 +63,12 @@ PAGE_SIZE = 20
 SLUG_COUNT = 100
 SERVERS = ("townsquare", "floor")
 REQUESTS = ("page1", "deep", "slug")
-RATIO_TARGET = 0.5
+# Issue 9's targets for the two hot reads (page 1 and by slug), against the floor in the
+# same run; deep pages keep theirs: the cost of page 1 (CPU per request) within 20%.
+HOT_REQUESTS = ("page1", "slug")
+RATIO_TARGET = 0.75
+P99_TARGET = 2.0
+DEEP_RATIO_TARGET = 0.5
 DEEP_TOLERANCE = 0.20
 
 
@@ -636,14 +641,20 @@ def report(
                 f"{names[request]:<24} {connections:>5} | {cells[0]} | {cells[1]} |"
                 f" {ratio:>5.2f} {p99x:>5.1f} {cpux:>5.2f}"
             )
-            if ratio < RATIO_TARGET:
-                misses.append(f"{request} c={connections}: ratio {ratio:.2f} < {RATIO_TARGET}")
-            if request == "slug" and p99x > 3:
-                misses.append(f"slug c={connections}: p99 {p99x:.1f}x the floor's (> 3x)")
+            hot = request in HOT_REQUESTS
+            target = RATIO_TARGET if hot else DEEP_RATIO_TARGET
+            if ratio < target:
+                misses.append(f"{request} c={connections}: ratio {ratio:.2f} < {target}")
+            if hot and p99x > P99_TARGET:
+                misses.append(
+                    f"{request} c={connections}: p99 {p99x:.1f}x the floor's (> {P99_TARGET:g}x)"
+                )
     lines += [
         "p50/p99 in ms; app/db: CPU ms per request of the server's processes / of the",
-        "PostgreSQL backends serving the database. Targets: req/s ratio >= 0.5; by slug,",
-        "p99 <= 3x the floor's; cpu = (app + db) ratio, the cost robust to a busy machine.",
+        "PostgreSQL backends serving the database; cpu = (app + db) ratio, the cost robust",
+        f"to a busy machine. Targets: page 1 and by slug, req/s ratio >= {RATIO_TARGET} and",
+        f"p99 <= {P99_TARGET:g}x the floor's; deep pages, req/s ratio >= {DEEP_RATIO_TARGET}"
+        f" and the cost of page 1 (within {DEEP_TOLERANCE:.0%}).",
         "",
     ]
     deep_keys = [key for key in keys if key.startswith("page") and key != "page1"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +49,17 @@ def _loggable_path(scope: Scope) -> str:
     return str(scope["path"])
 
 
+def _request_id(scope: Scope) -> str:
+    """The caller's `X-Request-ID` (the last one sent) when sane, else 32 random hex
+    digits (random bytes without building a UUID object: this runs on every request)."""
+    incoming = b""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            incoming = value
+    text: str = incoming.decode("latin-1")
+    return text if _VALID_REQUEST_ID.match(text) else os.urandom(16).hex()
+
+
 class RequestContextMiddleware:
     """Gives every request an id (taken from `X-Request-ID` when sane), logs it, catches errors."""
 
@@ -59,8 +70,7 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500

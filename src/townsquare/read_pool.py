@@ -10,7 +10,7 @@ first use, closed by `Database.dispose()`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -91,60 +91,117 @@ class CompiledReads:
         return list(self._by_key)
 
 
-async def _keep_connection(_connection: asyncpg.Connection) -> None:
-    # Every read is a single autocommit SELECT: nothing to reset between borrowers, so a
-    # connection goes back to the pool without the reset round trip.
-    return None
-
-
 class ReadPool:
-    """An asyncpg pool for single autocommit SELECTs, and their compiled statements.
+    """Up to `size` asyncpg connections for single autocommit SELECTs, and the compiled
+    form of their statements.
 
-    `async with pool.reads() as reads:` borrows a connection on the first read and gives it
-    back at the end; a connection that turns out dead (the database restarted) is replaced
-    and the read tried once more; a database that cannot be reached answers 503."""
+    A pool of its own rather than asyncpg's: each read borrows a connection for one
+    statement, and asyncpg's pool spends more per borrow than this needs (a task to shield
+    each release, a proxy object, reset and idle-timer bookkeeping). Connections open on
+    demand and stay open until `close()`; nothing is reset between borrowers, since a read
+    leaves no session state; one that broke or was interrupted mid-read is terminated, not
+    reused. `async with pool.reads() as reads:` borrows one on the first read."""
 
     def __init__(self, engine: AsyncEngine, *, size: int) -> None:
         self.compiled = CompiledReads(engine.dialect)
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._size = size
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
+        # Open connections (idle or borrowed); `expire()` and `close()` forget them all, so
+        # a borrowed one is terminated when it comes back.
+        self._connections: set[Any] = set()
+        self._idle: list[Any] = []
+        self._opening = 0
+        # Borrowers waiting for a connection; handed one, or None to open one themselves.
+        self._waiters: deque[asyncio.Future[Any]] = deque()
 
     @property
     def is_open(self) -> bool:
-        return self._pool is not None
-
-    async def pool(self) -> asyncpg.Pool:
-        """The asyncpg pool, opened on first use (again after `close()`)."""
-        pool = self._pool
-        if pool is not None:
-            return pool
-        async with self._lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=1,
-                    max_size=self._size,
-                    reset=_keep_connection,
-                    server_settings={"application_name": READ_POOL_APPLICATION_NAME},
-                )
-            return self._pool
+        return bool(self._connections)
 
     def reads(self) -> DriverReads:
         return DriverReads(self.compiled, pool=self)
 
+    async def acquire(self) -> Any:
+        """A connection: an idle one, a new one while under `size`, else the next given back."""
+        while True:
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.is_closed():
+                    return connection
+                self._connections.discard(connection)
+            if len(self._connections) + self._opening < self._size:
+                return await self._connect()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._hand_over(waiter.result())
+                raise
+            if handed is not None:
+                return handed
+
+    async def _connect(self) -> Any:
+        self._opening += 1
+        try:
+            connection = await asyncpg.connect(
+                self._dsn, server_settings={"application_name": READ_POOL_APPLICATION_NAME}
+            )
+        except BaseException:
+            self._hand_over(None)
+            raise
+        finally:
+            self._opening -= 1
+        self._connections.add(connection)
+        return connection
+
+    def release(self, connection: Any, *, broken: bool = False) -> None:
+        """Take a borrowed connection back; a broken or forgotten one is terminated."""
+        if broken or connection not in self._connections or connection.is_closed():
+            self._connections.discard(connection)
+            if not connection.is_closed():
+                connection.terminate()
+            self._hand_over(None)
+            return
+        self._hand_over(connection)
+
+    def _hand_over(self, connection: Any | None) -> None:
+        """Give `connection` (or, with None, a free slot) to the first waiting borrower."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        if connection is not None:
+            self._idle.append(connection)
+
+    def expire(self) -> None:
+        """Forget every connection (the database restarted): idle ones are terminated,
+        borrowed ones when they come back, and new ones are opened on demand."""
+        idle, self._idle = self._idle, []
+        self._connections.clear()
+        for connection in idle:
+            if not connection.is_closed():
+                connection.terminate()
+        for _ in range(len(self._waiters)):
+            self._hand_over(None)
+
     async def close(self) -> None:
-        """Close the pool's connections (waits for borrowed ones to come back)."""
-        async with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        """Close the idle connections; borrowed ones are terminated when they come back."""
+        idle, self._idle = self._idle, []
+        self._connections.clear()
+        for _ in range(len(self._waiters)):
+            self._hand_over(None)
+        await asyncio.gather(
+            *(connection.close(timeout=5) for connection in idle), return_exceptions=True
+        )
 
 
 class DriverReads:
     """Runs `ReadStatement`s as their compiled SQL on one asyncpg connection: borrowed from
-    a `ReadPool`, or the `connection` given (a test's connection inside its transaction).
+    a `ReadPool` on the first read, or the `connection` given (a test's connection inside
+    its transaction).
 
     Used as `async with`: the borrowed connection goes back at the end, and a connection
     error raised inside answers 503 as `DatabaseUnavailable`."""
@@ -154,34 +211,38 @@ class DriverReads:
         compiled: CompiledReads,
         *,
         pool: ReadPool | None = None,
-        connection: asyncpg.Connection | None = None,
+        connection: Any = None,
     ) -> None:
         self._compiled = compiled
         self._pool = pool
-        # asyncpg is untyped: its connection and pool are `Any` to mypy anyway.
+        # asyncpg is untyped: its connections are `Any` to mypy anyway.
         self._connection: Any = connection
-        self._borrowed_from: Any = None
 
     async def fetch(self, read: ReadStatement, params: Mapping[str, Any]) -> Sequence[Any]:
         compiled = self._compiled.get(read)
         args = compiled.args(params)
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             rows: Sequence[Any] = await self._connection.fetch(compiled.sql, *args)
             return rows
         for attempt in range(2):
-            if self._borrowed_from is None:
-                pool = await self._pool.pool()
+            if self._connection is None:
                 self._connection = await pool.acquire()
-                self._borrowed_from = pool
             try:
                 rows = await self._connection.fetch(compiled.sql, *args)
                 return rows
             except CONNECTION_ERRORS:
-                pool = self._borrowed_from
-                await self._release(broken=True)
+                # The database restarted or dropped us: every connection is suspect.
+                self._give_back(broken=True)
                 if attempt:
                     raise
-                await pool.expire_connections()
+                pool.expire()
+            except asyncpg.PostgresError:
+                raise
+            except BaseException:
+                # Cancelled or interrupted mid-read: the connection's state is unknown.
+                self._give_back(broken=True)
+                raise
         raise AssertionError("unreachable")
 
     async def __aenter__(self) -> DriverReads:
@@ -193,20 +254,11 @@ class DriverReads:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            await self._release()
-        except CONNECTION_ERRORS as error:
-            raise DatabaseUnavailable() from error
+        self._give_back()
         if isinstance(exc, CONNECTION_ERRORS):
             raise DatabaseUnavailable() from exc
 
-    async def _release(self, *, broken: bool = False) -> None:
-        pool, connection = self._borrowed_from, self._connection
-        if pool is None:
-            return
-        self._borrowed_from = self._connection = None
-        if broken:
-            # asyncpg hands a connection back by itself when it notices the loss.
-            with contextlib.suppress(asyncpg.InterfaceError):
-                connection.terminate()
-        await pool.release(connection)
+    def _give_back(self, *, broken: bool = False) -> None:
+        if self._pool is not None and self._connection is not None:
+            connection, self._connection = self._connection, None
+            self._pool.release(connection, broken=broken)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -21,7 +21,6 @@ from townsquare.read_pool import (
     READ_POOL_APPLICATION_NAME,
     CompiledReads,
     DatabaseUnavailable,
-    DriverReads,
     ReadPool,
     ReadStatement,
 )
@@ -161,96 +160,104 @@ class TestCompiledStatements:
 
 
 class _Connection:
-    """Stands in for an asyncpg pool connection that fails its first `fails` fetches. When
-    asyncpg `noticed` the loss it already handed the connection back, and like asyncpg it
-    then refuses `terminate()`."""
+    """Stands in for an asyncpg connection that fails its first `fails` fetches. When the
+    failure was a loss asyncpg `noticed`, it has closed the connection already, and then
+    refuses `terminate()`."""
 
-    def __init__(self, fails: int, error: Exception, *, noticed: bool = True) -> None:
+    def __init__(self, fails: int = 0, error: BaseException | None = None, *, noticed: bool = True):
         self.fails = fails
         self.error = error
         self.noticed = noticed
-        self.handed_back = False
+        self.closed = False
         self.terminated = 0
+        self.fetched = 0
+        self.block: asyncio.Event | None = None
 
     async def fetch(self, _sql: str, *_args: Any) -> Sequence[Any]:
+        if self.block is not None:
+            await self.block.wait()
         if self.fails:
             self.fails -= 1
-            self.handed_back = self.noticed
+            self.closed = self.noticed
+            assert self.error is not None
             raise self.error
+        self.fetched += 1
         return [{"id": 1}]
 
+    def is_closed(self) -> bool:
+        return self.closed
+
     def terminate(self) -> None:
-        if self.handed_back:
-            raise asyncpg.InterfaceError("connection has been released back to the pool")
+        if self.closed:
+            raise asyncpg.InterfaceError("connection is closed")
+        self.closed = True
         self.terminated += 1
 
+    async def close(self, timeout: float | None = None) -> None:
+        self.closed = True
 
-class _Pool:
-    def __init__(self, connections: list[_Connection]) -> None:
-        self.connections = connections
-        self.acquired: list[_Connection] = []
-        self.released: list[_Connection] = []
-        self.expired = 0
 
-    async def acquire(self) -> _Connection:
-        connection = self.connections[len(self.acquired)]
-        self.acquired.append(connection)
+def _pool(
+    monkeypatch: pytest.MonkeyPatch, connections: list[_Connection], size: int = 10
+) -> tuple[ReadPool, list[_Connection]]:
+    """A real `ReadPool` whose connections are `connections`, in the order it opens them."""
+    opened: list[_Connection] = []
+
+    async def connect(*_args: Any, **_kwargs: Any) -> _Connection:
+        connection = connections[len(opened)]
+        opened.append(connection)
         return connection
 
-    async def release(self, connection: _Connection) -> None:
-        self.released.append(connection)
-
-    async def expire_connections(self) -> None:
-        self.expired += 1
+    monkeypatch.setattr(asyncpg, "connect", connect)
+    engine = Database(make_settings(DATABASE_URL=UNREACHABLE)).engine
+    return ReadPool(engine, size=size), opened
 
 
-class _ReadPool:
-    def __init__(self, pool: _Pool) -> None:
-        self._pool = pool
-
-    async def pool(self) -> _Pool:
-        return self._pool
-
-
-def _reads(pool: _Pool) -> DriverReads:
-    compiled = CompiledReads(Database(make_settings(DATABASE_URL=UNREACHABLE)).engine.dialect)
-    return DriverReads(compiled, pool=cast(ReadPool, _ReadPool(pool)))
+async def _read(pool: ReadPool) -> Sequence[Any]:
+    async with pool.reads() as reads:
+        return await reads.fetch(_ONE, {"org": "acme"})
 
 
 class TestConnectionTrouble:
-    async def test_a_lost_connection_is_replaced_once_and_not_terminated_twice(self) -> None:
+    async def test_a_lost_connection_is_replaced_once_and_not_terminated_twice(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         lost = _Connection(1, asyncpg.ConnectionDoesNotExistError("closed mid-operation"))
-        fresh = _Connection(0, OSError())
-        pool = _Pool([lost, fresh])
-        async with _reads(pool) as reads:
-            assert await reads.fetch(_ONE, {"org": "acme"}) == [{"id": 1}]
-        assert pool.acquired == [lost, fresh]
-        assert pool.released == [lost, fresh]
-        assert pool.expired == 1
-        assert (lost.terminated, fresh.terminated) == (0, 0)
+        fresh = _Connection()
+        pool, opened = _pool(monkeypatch, [lost, fresh])
+        assert await _read(pool) == [{"id": 1}]
+        assert opened == [lost, fresh]
+        assert lost.terminated == 0
+        assert await _read(pool) == [{"id": 1}]
+        assert (len(opened), fresh.fetched) == (2, 2)
 
-    async def test_a_broken_connection_is_terminated_before_it_goes_back(self) -> None:
+    async def test_a_broken_connection_is_terminated_not_reused(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         error = asyncpg.AdminShutdownError("terminating connection due to administrator command")
         broken = _Connection(1, error, noticed=False)
-        pool = _Pool([broken, _Connection(0, OSError())])
-        async with _reads(pool) as reads:
-            assert await reads.fetch(_ONE, {"org": "acme"}) == [{"id": 1}]
+        fresh = _Connection()
+        pool, opened = _pool(monkeypatch, [broken, fresh])
+        assert await _read(pool) == [{"id": 1}]
+        assert await _read(pool) == [{"id": 1}]
         assert broken.terminated == 1
-        assert pool.released[0] is broken
+        assert opened == [broken, fresh]
 
-    async def test_a_second_loss_answers_database_unavailable(self) -> None:
+    async def test_a_second_loss_answers_database_unavailable(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         error = asyncpg.ConnectionDoesNotExistError("closed")
-        pool = _Pool([_Connection(1, error), _Connection(1, error)])
+        pool, opened = _pool(monkeypatch, [_Connection(1, error), _Connection(1, error)])
         with pytest.raises(DatabaseUnavailable):
-            async with _reads(pool) as reads:
-                await reads.fetch(_ONE, {"org": "acme"})
-        assert len(pool.released) == 2
+            await _read(pool)
+        assert len(opened) == 2
+        assert not pool.is_open
 
     async def test_out_of_connection_slots_is_503(self, monkeypatch: pytest.MonkeyPatch) -> None:
         async def too_many_clients(*_args: Any, **_kwargs: Any) -> None:
             raise asyncpg.TooManyConnectionsError("sorry, too many clients already")
 
-        monkeypatch.setattr(asyncpg, "create_pool", too_many_clients)
+        monkeypatch.setattr(asyncpg, "connect", too_many_clients)
         settings = make_settings(DATABASE_URL=UNREACHABLE)
         database = Database(settings)
         try:
@@ -262,9 +269,82 @@ class TestConnectionTrouble:
         finally:
             await database.dispose()
 
-    async def test_errors_of_the_read_itself_are_not_an_outage(self) -> None:
-        pool = _Pool([_Connection(1, asyncpg.UndefinedColumnError("no such column"))])
+    async def test_errors_of_the_read_itself_keep_the_connection(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        connection = _Connection(1, asyncpg.UndefinedColumnError("no such column"), noticed=False)
+        pool, opened = _pool(monkeypatch, [connection])
         with pytest.raises(asyncpg.UndefinedColumnError):
-            async with _reads(pool) as reads:
-                await reads.fetch(_ONE, {"org": "acme"})
-        assert len(pool.released) == 1
+            await _read(pool)
+        assert await _read(pool) == [{"id": 1}]
+        assert opened == [connection]
+        assert connection.terminated == 0
+
+    async def test_a_read_cancelled_midway_does_not_reuse_its_connection(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        interrupted, fresh = _Connection(), _Connection()
+        interrupted.block = asyncio.Event()
+        pool, opened = _pool(monkeypatch, [interrupted, fresh], size=1)
+        task = asyncio.create_task(_read(pool))
+        while not opened:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert interrupted.terminated == 1
+        assert await _read(pool) == [{"id": 1}]
+        assert opened == [interrupted, fresh]
+
+
+class TestBorrowing:
+    async def test_never_more_than_size_connections(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        first, second = _Connection(), _Connection()
+        pool, opened = _pool(monkeypatch, [first, second], size=2)
+        held = [await pool.acquire(), await pool.acquire()]
+        third = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        assert not third.done()
+        pool.release(held[0])
+        assert await third is first
+        assert opened == [first, second]
+
+    async def test_a_cancelled_waiter_loses_no_connection(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        only = _Connection()
+        pool, opened = _pool(monkeypatch, [only], size=1)
+        held = await pool.acquire()
+        waiter = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        pool.release(held)
+        assert await pool.acquire() is only
+        assert opened == [only]
+
+    async def test_a_broken_connection_frees_its_slot_for_a_waiter(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        broken, fresh = _Connection(), _Connection()
+        pool, _ = _pool(monkeypatch, [broken, fresh], size=1)
+        held = await pool.acquire()
+        waiter = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        pool.release(held, broken=True)
+        assert await waiter is fresh
+        assert broken.terminated == 1
+
+    async def test_close_closes_idle_connections_and_borrowed_ones_on_return(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        idle, borrowed = _Connection(), _Connection()
+        pool, _ = _pool(monkeypatch, [idle, borrowed], size=2)
+        first, second = await pool.acquire(), await pool.acquire()
+        pool.release(first)
+        await pool.close()
+        assert idle.closed
+        assert not pool.is_open
+        pool.release(second)
+        assert borrowed.terminated == 1

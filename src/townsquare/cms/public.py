@@ -9,16 +9,16 @@ compiled once, run straight on asyncpg connections of the database's read pool.
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, cast
 
 from pydantic_core import to_json
-from sqlalchemy import JSON, Select, Table, and_, bindparam, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import JSON, Select, Table, Text, and_, bindparam, func, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.requests import Request
 
@@ -58,15 +58,15 @@ _public_org_id = (
 )
 
 
-def _tags_json(dialect: str) -> ColumnElement[Any]:
-    """The article's tags as a JSON array of `{"slug", "name"}` objects (NULL when none
-    on PostgreSQL), rendered by the database so that Python only parses it."""
+def _tags(dialect: str) -> ColumnElement[Any]:
+    """The article's tags as `[slug, name]` pairs: a two-dimensional text array on
+    PostgreSQL (NULL when none), which asyncpg decodes into lists without a JSON parse in
+    Python; a JSON array of arrays on SQLite."""
+    agg: ColumnElement[Any]
     if dialect == "postgresql":
-        tag = func.json_build_object("slug", tags.c.slug, "name", tags.c.name)
-        agg = func.json_agg(tag, type_=JSON)
+        agg = func.array_agg(array([tags.c.slug, tags.c.name]), type_=ARRAY(Text, dimensions=2))
     else:
-        tag = func.json_object("slug", tags.c.slug, "name", tags.c.name)
-        agg = func.json_group_array(tag, type_=JSON)
+        agg = func.json_group_array(func.json_array(tags.c.slug, tags.c.name), type_=JSON)
     return (
         select(agg)
         .select_from(article_tags.join(tags, tags.c.id == article_tags.c.tag_id))
@@ -86,7 +86,7 @@ def _item_columns(dialect: str) -> list[ColumnElement[Any]]:
         users.c.display_name.label("author_name"),
         categories.c.slug.label("category_slug"),
         categories.c.name.label("category_name"),
-        _tags_json(dialect).label("tags"),
+        _tags(dialect).label("tags"),
     ]
 
 
@@ -238,28 +238,60 @@ def statements(dialect: str) -> _Statements:
 
 
 class Reader:
-    """Runs the prebuilt statements of one request.
+    """Runs the prebuilt statements of one request, as `async with reader(request) as db`.
 
-    On PostgreSQL their SQL, compiled once, goes straight to asyncpg outside any
-    transaction (`townsquare.read_pool`): one round trip per read, no result processing in
-    SQLAlchemy. On SQLite they execute through SQLAlchemy Core on the request's connection."""
+    With a PostgreSQL `Database` their SQL, compiled once, goes straight to asyncpg on the
+    database's read pool (`townsquare.read_pool`), outside any transaction: one round trip
+    per read, no result processing in SQLAlchemy. Tests' rolled-back databases and SQLite
+    read through a read session."""
 
-    def __init__(
+    def __init__(self, request: Request) -> None:
+        self._source: SessionSource = request.app.state.database
+        self._driver: DriverReads | None = None
+        self._session: AsyncSession | None = None
+        self._connection: AsyncConnection | None = None
+        self.statements = statements("postgresql")
+
+    async def __aenter__(self) -> Reader:
+        source = self._source
+        pool = source.read_pool if isinstance(source, Database) else None
+        if pool is not None:
+            self._driver = await pool.reads().__aenter__()
+            return self
+        self._session = session = source.session(write=False)
+        try:
+            connection = await session.connection()
+            if connection.dialect.name == "postgresql":
+                # The test's connection, inside its transaction: the production SQL and
+                # rows, compiled per request (this path serves no traffic).
+                raw = await connection.get_raw_connection()
+                self._driver = DriverReads(
+                    CompiledReads(connection.dialect), connection=raw.driver_connection
+                )
+            else:
+                self._connection = connection
+                self.statements = statements(connection.dialect.name)
+        except BaseException:
+            await session.close()
+            raise
+        return self
+
+    async def __aexit__(
         self,
-        statements: _Statements,
-        *,
-        driver: DriverReads | None = None,
-        connection: AsyncConnection | None = None,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
-        self.statements = statements
-        self.driver = driver
-        self.connection = connection
+        if self._session is not None:
+            await self._session.close()
+        elif self._driver is not None:
+            await self._driver.__aexit__(exc_type, exc, traceback)
 
     async def all(self, read: ReadStatement, params: dict[str, Any]) -> Sequence[Any]:
-        if self.driver is not None:
-            return await self.driver.fetch(read, params)
-        assert self.connection is not None
-        result = await self.connection.execute(read.statement, params)
+        if self._driver is not None:
+            return await self._driver.fetch(read, params)
+        assert self._connection is not None
+        result = await self._connection.execute(read.statement, params)
         mapped: Sequence[Any] = result.mappings().all()
         return mapped
 
@@ -268,34 +300,9 @@ class Reader:
         return rows[0] if rows else None
 
 
-@asynccontextmanager
-async def reader(request: Request) -> AsyncIterator[Reader]:
-    """A `Reader` for the request's reads.
-
-    With a PostgreSQL `Database` it reads through the database's read pool: borrowing from
-    SQLAlchemy's pool (with its pre-ping) costs more than the query itself. Tests'
-    rolled-back databases and SQLite read through a read session."""
-    source: SessionSource = request.app.state.database
-    pool = source.read_pool if isinstance(source, Database) else None
-    if pool is not None:
-        async with pool.reads() as reads:
-            yield Reader(statements("postgresql"), driver=reads)
-        return
-    session = source.session(write=False)
-    try:
-        connection = await session.connection()
-        if connection.dialect.name == "postgresql":
-            # The test's connection, inside its transaction: the production SQL and rows,
-            # compiled per request (this path serves no traffic).
-            raw = await connection.get_raw_connection()
-            driver = DriverReads(
-                CompiledReads(connection.dialect), connection=raw.driver_connection
-            )
-            yield Reader(statements("postgresql"), driver=driver)
-        else:
-            yield Reader(statements(connection.dialect.name), connection=connection)
-    finally:
-        await session.close()
+def reader(request: Request) -> Reader:
+    """The `Reader` of a request's public reads (use it as `async with`)."""
+    return Reader(request)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -305,20 +312,10 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _slug(tag: dict[str, str]) -> str:
-    return tag["slug"]
-
-
 def _item(row: Any) -> dict[str, Any]:
     """The public JSON object of a row (an asyncpg Record or a SQLAlchemy Row mapping);
     times are left for `dumps` to render."""
     found = row["tags"]
-    if isinstance(found, str):
-        found = json.loads(found)
-    if not found:
-        found = []
-    elif len(found) > 1:
-        found.sort(key=_slug)
     author_id = row["author_id"]
     category_slug = row["category_slug"]
     return {
@@ -333,7 +330,7 @@ def _item(row: Any) -> dict[str, Any]:
         "category": {"slug": category_slug, "name": row["category_name"]}
         if category_slug is not None
         else None,
-        "tags": found,
+        "tags": [{"slug": slug, "name": name} for slug, name in sorted(found)] if found else [],
     }
 
 

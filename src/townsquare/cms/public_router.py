@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from xml.etree import ElementTree as ET
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.routing import APIRoute
 
 from townsquare.cms import public
 from townsquare.cms.schemas import PublicArticle, PublicArticlePage
@@ -26,6 +25,7 @@ from townsquare.errors import NotFound
 from townsquare.kit import clock
 from townsquare.kit.pagination import InvalidCursor
 from townsquare.kit.slugs import SLUG_PATTERN
+from townsquare.routing import LeanRoute
 
 PUBLIC_PREFIX = "/public/orgs/{org}"
 TAGS: list[str | Enum] = ["public"]
@@ -123,11 +123,14 @@ async def public_feed(request: Request, org: OrgSlug) -> Response:
 
 
 def add_public_routes(router: APIRouter, prefix: str) -> None:
-    """Register the public reads on `router` (the app's own) under `prefix`, flat.
+    """Register the public reads on `router` (the app's own) under `prefix`, flat and
+    first.
 
-    Plain `APIRoute`s: the reads open no request session (they go through
-    `public.reader`), so `TransactionalRoute`'s commit wrapper has nothing to do."""
+    As `LeanRoute`s (`townsquare.routing`): the endpoints take only path and query
+    parameters and answer their own `Response`; they open no request session (they read
+    through `public.reader`), so `TransactionalRoute`'s commit has nothing to do."""
     base = prefix + PUBLIC_PREFIX
+    before = len(router.routes)
     not_public: dict[int | str, dict[str, Any]] = {
         404: {"description": "Unknown organization or its CMS is off"}
     }
@@ -138,7 +141,7 @@ def add_public_routes(router: APIRouter, prefix: str) -> None:
         tags=TAGS,
         response_model=PublicArticlePage,
         responses=not_public,
-        route_class_override=APIRoute,
+        route_class_override=LeanRoute,
     )
     router.add_api_route(
         base + "/articles/{slug}",
@@ -147,7 +150,7 @@ def add_public_routes(router: APIRouter, prefix: str) -> None:
         tags=TAGS,
         response_model=PublicArticle,
         responses={404: {"description": "No such published article"}},
-        route_class_override=APIRoute,
+        route_class_override=LeanRoute,
     )
     router.add_api_route(
         base + "/feed.xml",
@@ -159,8 +162,13 @@ def add_public_routes(router: APIRouter, prefix: str) -> None:
             200: {"content": {ATOM_MEDIA_TYPE: {}}, "description": "An Atom feed"},
             **not_public,
         },
-        route_class_override=APIRoute,
+        route_class_override=LeanRoute,
     )
+    # Ahead of every route already there (FastAPI's own docs routes too): a public read
+    # then matches on its first or second check.
+    added = router.routes[before:]
+    del router.routes[before:]
+    router.routes[:0] = added
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
