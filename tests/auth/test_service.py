@@ -16,6 +16,7 @@ from tests.conftest import RolledBackDatabase, make_settings
 from tests.factories import create_user
 from townsquare.auth import duties, passwords, service, sessions
 from townsquare.auth.enums import TokenPurpose
+from townsquare.auth.errors import InvalidCredentials
 from townsquare.auth.models import User, UserSession, UserToken
 from townsquare.config import Settings
 from townsquare.db import Database
@@ -57,7 +58,7 @@ class TestAuthenticate:
             return verified
 
         monkeypatch.setattr(passwords, "verify_password", counting)
-        with pytest.raises(service.InvalidCredentials):
+        with pytest.raises(InvalidCredentials):
             await service.authenticate(
                 session, settings, email=unique_email(), password="whatever-password"
             )

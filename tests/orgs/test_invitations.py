@@ -13,6 +13,7 @@ from tests.conftest import make_settings
 from tests.factories import add_member, create_user
 from tests.orgs.conftest import audit_actions, role_of
 from tests.orgs.helpers import SETTINGS, org_context, org_with
+from townsquare.auth.errors import EmailNotVerified
 from townsquare.email.models import OutboxEmail
 from townsquare.kit import tokens
 from townsquare.orgs import errors, invitations
@@ -266,7 +267,7 @@ class TestAcceptInvitation:
     async def test_unverified_address(self, session: AsyncSession) -> None:
         org, _, _, token = await self._invite(session)
         guest = await create_user(session, email="guest@example.com", verified=False)
-        with pytest.raises(errors.EmailNotVerified):
+        with pytest.raises(EmailNotVerified):
             await invitations.accept_invitation(session, guest, token)
         assert await role_of(session, org, guest) is None
 

@@ -16,61 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from townsquare.auth import passwords
 from townsquare.auth import sessions as auth_sessions
 from townsquare.auth.enums import TokenPurpose
+from townsquare.auth.errors import (
+    AlreadyVerified,
+    CannotChangeOwnAccount,
+    EmailNotVerified,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidToken,
+    SessionNotFound,
+    UserNotFound,
+    WrongCurrentPassword,
+)
 from townsquare.auth.models import User, UserSession, UserToken
 from townsquare.auth.sessions import IssuedSession
 from townsquare.config import Settings
 from townsquare.db import contains_pattern, flush_or_conflict
-from townsquare.errors import BadRequest, Conflict, NotFound, Unauthorized, field_error
+from townsquare.errors import field_error
 from townsquare.kit import clock
 from townsquare.kit.fields import normalize_email
 from townsquare.kit.pagination import PageParams, paginate
 from townsquare.kit.tokens import hash_token, new_token
-
-
-class EmailTaken(Conflict):
-    code = "email_taken"
-    title = "Email taken"
-    detail = "An account with this email address already exists."
-
-
-class InvalidCredentials(Unauthorized):
-    code = "invalid_credentials"
-    title = "Invalid credentials"
-    detail = "The email address or the password is wrong."
-
-
-class WrongCurrentPassword(BadRequest):
-    code = "invalid_current_password"
-    title = "Wrong current password"
-    detail = "The current password is wrong."
-
-
-class InvalidToken(BadRequest):
-    code = "invalid_token"
-    title = "Invalid token"
-    detail = "The link is invalid, used or expired; ask for a new one."
-
-
-class AlreadyVerified(Conflict):
-    code = "already_verified"
-    title = "Already verified"
-    detail = "This email address is already verified."
-
-
-class UserNotFound(NotFound):
-    code = "user_not_found"
-    detail = "No such user."
-
-
-class SessionNotFound(NotFound):
-    code = "session_not_found"
-    detail = "No such session."
-
-
-class CannotChangeOwnAccount(Conflict):
-    code = "cannot_change_own_account"
-    title = "Cannot change your own account"
-    detail = "Staff cannot demote or deactivate themselves; ask another staff member."
 
 
 def _check_new_password(password: str, email: str, field: str) -> None:
@@ -80,6 +45,13 @@ def _check_new_password(password: str, email: str, field: str) -> None:
 
 
 # --- accounts ----------------------------------------------------------------------------
+
+
+def require_verified_email(user: User) -> None:
+    """403 `email_not_verified` unless the user confirmed their address: needed to write to
+    an organization or to make Townsquare email someone else."""
+    if user.email_verified_at is None:
+        raise EmailNotVerified()
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:

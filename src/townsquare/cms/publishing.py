@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from townsquare.auth import service as auth_service
 from townsquare.cms.enums import ArticleStatus, RevisionReason
 from townsquare.cms.errors import (
     ArticleNotFound,
@@ -123,6 +124,7 @@ async def publish_article(
     session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, *, settings: Settings
 ) -> Article:
     """Publish now: status, revision and audit entry in the caller's one transaction."""
+    auth_service.require_verified_email(ctx.user)
     article = await _article(session, ctx, article_id)
     _transition(
         article,
@@ -159,6 +161,7 @@ async def schedule_article(
     session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, *, publish_at: datetime
 ) -> Article:
     """Publish at `publish_at` (in the future) through the `cms.publish_scheduled` duty."""
+    auth_service.require_verified_email(ctx.user)
     if publish_at <= clock.now():
         raise PublishAtInPast()
     article = await _article(session, ctx, article_id)

@@ -102,11 +102,6 @@ class InvitationEmailMismatch(Forbidden):
     detail = "This invitation was sent to another email address; sign in with that account."
 
 
-class EmailNotVerified(Forbidden):
-    code = "email_not_verified"
-    detail = "Verify your email address before accepting the invitation."
-
-
 class AlreadyMember(Conflict):
     code = "already_member"
     detail = "This person is already a member of the organization."

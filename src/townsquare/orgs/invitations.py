@@ -14,6 +14,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from townsquare.auth import service as auth_service
+from townsquare.auth.errors import EmailNotVerified
 from townsquare.auth.models import User
 from townsquare.config import Settings
 from townsquare.db import flush_or_conflict
@@ -28,7 +30,6 @@ from townsquare.orgs.errors import (
     AlreadyMember,
     CannotGrantOwner,
     CannotManageHigherRole,
-    EmailNotVerified,
     InvitationAlreadyAccepted,
     InvitationEmailMismatch,
     InvitationExists,
@@ -120,6 +121,7 @@ async def create_invitation(
     A live pending invitation to the same address answers 409 `invitation_exists`; an expired
     one is superseded. Members answer 409 `already_member`.
     """
+    auth_service.require_verified_email(ctx.user)
     _check_invited_role(ctx.role, role)
     address = normalize_email(email)
     if await _is_member_by_email(session, ctx.org.id, address):
@@ -212,6 +214,7 @@ async def resend_invitation(
 ) -> tuple[Invitation, str]:
     """Issue a new token and expiry for a pending or expired invitation and email it again;
     the old link stops working."""
+    auth_service.require_verified_email(ctx.user)
     invitation = await _get_invitation_for_update(session, ctx, invitation_id)
     if invitation.status == InvitationStatus.accepted:
         raise InvitationAlreadyAccepted()
@@ -313,7 +316,7 @@ async def accept_invitation(
     if normalize_email(user.email) != invitation.email:
         raise InvitationEmailMismatch()
     if user.email_verified_at is None:
-        raise EmailNotVerified()
+        raise EmailNotVerified("Verify your email address before accepting the invitation.")
     org = await session.get_one(Organization, invitation.organization_id)
     existing = await session.scalar(
         select(Membership.id).where(

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from townsquare.auth import service as auth_service
 from townsquare.auth.models import User
 from townsquare.config import Settings
 from townsquare.db import SlugScope
@@ -68,6 +69,7 @@ async def create_organization(
     made from the name takes the first free `-2`, `-3`... suffix instead, also when
     requests race.
     """
+    auth_service.require_verified_email(creator)
     org = await organization_slugs.insert(
         session,
         lambda free: Organization(
