@@ -12,9 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.config import Settings
@@ -37,6 +38,8 @@ from townsquare.storage.base import (
     stream_bytes,
 )
 from townsquare.storage.files import local_file
+
+FieldsT = TypeVar("FieldsT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -84,16 +87,18 @@ async def collect(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     return bytes(data)
 
 
-async def _store_checked(
+async def store_checked(
     storage: Storage,
     key: str,
     chunks: AsyncIterator[bytes],
     *,
     filename: str,
     declared_type: str | None,
+    max_bytes: int,
     settings: Settings,
 ) -> Checked:
-    """Store the stream under `key` if its bytes pass; on any refusal nothing stays."""
+    """Store the stream under `key` (at most `max_bytes`, else 413 `file_too_large`) if
+    its bytes pass; on any refusal nothing stays."""
     head, stream = await _peek(chunks, inspect.HEAD_BYTES)
     content_type = inspect.detect_type(head, filename, declared_type)
     if content_type == "image/svg+xml":
@@ -101,9 +106,7 @@ async def _store_checked(
         clean = await anyio.to_thread.run_sync(inspect.sanitize_svg, svg)
         stream = stream_bytes(clean)
     try:
-        size = await storage.put(
-            key, stream, content_type=content_type, max_bytes=settings.MEDIA_MAX_BYTES
-        )
+        size = await storage.put(key, stream, content_type=content_type, max_bytes=max_bytes)
     except ObjectTooLarge as exc:
         raise FileTooLarge() from exc
     try:
@@ -175,12 +178,13 @@ async def upload_multipart(
     await end_read_transaction(session)
     media_id = uuid.uuid4()
     key = original_key(ctx.org.id, media_id)
-    checked = await _store_checked(
+    checked = await store_checked(
         storage,
         key,
         form.file_chunks(),
         filename=filename,
         declared_type=part.content_type,
+        max_bytes=settings.MEDIA_MAX_BYTES,
         settings=settings,
     )
     try:
@@ -210,9 +214,13 @@ async def upload_multipart(
 
 
 def _form_fields(fields: dict[str, str]) -> schemas.MediaFormFields:
-    """The form's text fields, checked like a JSON body's (422 naming the field)."""
+    return form_fields(schemas.MediaFormFields, fields)
+
+
+def form_fields(model: type[FieldsT], fields: dict[str, str]) -> FieldsT:
+    """A form's text fields, checked like a JSON body's (422 naming the field)."""
     try:
-        return schemas.MediaFormFields.model_validate(fields)
+        return model.model_validate(fields)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "form"
