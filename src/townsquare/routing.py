@@ -61,7 +61,8 @@ class LeanRoute(APIRoute):
             fields[field.name] = (field.field_info.annotation, field.field_info)
         self._path_params = tuple((f.name, f.alias) for f in dependant.path_params)
         self._query_params = tuple(f.alias for f in dependant.query_params)
-        self._params: type[BaseModel] = create_model(f"{name}_params", **fields)
+        params: type[BaseModel] = create_model(f"{name}_params", **fields)
+        self._validate = params.__pydantic_validator__.validate_python
         self._request_name = dependant.request_param_name
         self._call = endpoint
         self._fastapi_app = self.app
@@ -78,7 +79,7 @@ class LeanRoute(APIRoute):
                 if value is not None:
                     values[alias] = value
         try:
-            params = self._params.model_validate(values)
+            params = self._validate(values)
         except ValidationError:
             await self._fastapi_app(scope, receive, send)
             return
