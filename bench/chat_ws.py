@@ -1,0 +1,539 @@
+"""Support chat, send → deliver: 1,000 WebSockets on one Townsquare process, next to a floor.
+
+Run (from the repository root):
+
+    make bench-chat                           # = .venv/bin/python bench/chat_ws.py
+    .venv/bin/python bench/chat_ws.py --repeat 3 --rate 200 --duration 20
+    .venv/bin/python bench/chat_ws.py --profile   # then cProfile Townsquare's event loop
+
+What one run does (every step has a time limit; loopback only):
+1. drops and creates the PostgreSQL database (`--url`, default townsquare_bench_chat) and
+   its schema (`townsquare migrate`; bench/cms_data.py), dropped again at the end unless
+   `--keep`;
+2. starts Townsquare (`townsquare serve --workers 1`, ENV=production, memory bus,
+   RUN_WORKER_IN_PROCESS=false, RATE_LIMIT_ENABLED=false, LOG_LEVEL=WARNING) and the floor
+   (bench/chat_floor.py: bare ASGI + asyncpg, `uvicorn --workers 1`), side by side;
+3. sets up one organization with `--agents` agents, `--conversations` customers with a
+   conversation each and `--sockets` minus those sockets' worth of signed-in visitors with
+   no conversation (bench/chat_data.py);
+4. per server (order alternating per round): opens the sockets from `--client-procs`
+   receiver processes (`websockets`, permessage-deflate as browsers offer it) and waits for
+   `ready` on each; every agent socket hears every message of the organization (the
+   inbox), a customer's sockets hear their own conversation;
+5. sends `--rate` messages/s for `--duration` s after a `--warmup` (open loop over
+   keep-alive httpx connections, conversations in turn, from the customer and an agent by
+   turns), then as fast as `--senders` closed-loop senders go (`--saturation` s);
+6. waits until every accepted message reached every socket that should hear it, and
+   records send → deliver latency per delivery, missing and doubled deliveries, messages/s,
+   and CPU per message of the server, of its PostgreSQL backends and of the clients;
+7. prints medians next to the floor's with the targets (p99 < 50 ms at 200 msg/s, >= 0.5x
+   the floor's messages/s flat out) and the load average, saves JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import chat_data
+import cms_data
+from chat_clients import (
+    Senders,
+    SendLog,
+    SocketSpec,
+    raise_open_files,
+    receiver_main,
+    socket_specs,
+)
+from chat_report import Result, print_profile, print_table, summarize
+from cms_public import backend_cpu_seconds
+from media_probe import main_thread_cpu, process_cpu, server_pids
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/townsquare_bench_chat"
+SECRET_KEY = "bench-chat-" + "s" * 53
+WS_MAX_SIZE = 64 * 1024  # as `townsquare serve` sets it
+DRAIN_SECONDS = 30.0
+STALL_SECONDS = 5.0
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pids(self) -> list[int]:
+        return server_pids(self.process.pid)
+
+
+def _townsquare_env(target: cms_data.Target, port: int, workdir: Path, pool: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOWNSQUARE_", "FLOOR_"))}
+    env.update(
+        TOWNSQUARE_ENV="production",
+        TOWNSQUARE_DATABASE_URL=target.sqlalchemy_url,
+        TOWNSQUARE_SECRET_KEY=SECRET_KEY,
+        TOWNSQUARE_RUN_WORKER_IN_PROCESS="false",
+        TOWNSQUARE_LOG_LEVEL="WARNING",
+        TOWNSQUARE_PUBLIC_URL=f"http://{HOST}:{port}",
+        TOWNSQUARE_RATE_LIMIT_ENABLED="false",
+        TOWNSQUARE_DATABASE_POOL_SIZE=str(pool),
+        TOWNSQUARE_EMAIL_BACKEND="file",
+        TOWNSQUARE_EMAIL_FILE_DIR=str(workdir / "mail"),
+    )
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def _profiled_command(port: int, profile: Path) -> list[str]:
+    """`townsquare serve`'s uvicorn call under a cProfile timed by the main thread's CPU
+    clock; SIGUSR1 starts it, SIGUSR2 stops and saves it (start-up is left out)."""
+    code = (
+        "import cProfile, os, signal, time, uvicorn\n"
+        "profiler = cProfile.Profile(time.thread_time)\n"
+        "def save(*_):\n"
+        "    profiler.disable()\n"
+        f"    profiler.dump_stats({str(profile) + '.partial'!r})\n"
+        f"    os.replace({str(profile) + '.partial'!r}, {str(profile)!r})\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())\n"
+        "signal.signal(signal.SIGUSR2, save)\n"
+        f"uvicorn.run('townsquare.main:app_from_env', factory=True, host={HOST!r}, "
+        f"port={port}, proxy_headers=True, forwarded_allow_ips={HOST!r}, "
+        f"access_log=False, log_level='warning', ws_max_size={WS_MAX_SIZE})\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+@contextmanager
+def running(
+    name: str, target: cms_data.Target, workdir: Path, pool: int, profile: Path | None = None
+) -> Iterator[Server]:
+    port = _free_port()
+    if name == "floor":
+        command = [
+            *(str(BIN / "uvicorn"), "chat_floor:app", "--app-dir", str(BENCH)),
+            *("--host", HOST, "--port", str(port), "--workers", "1"),
+            *("--no-access-log", "--log-level", "warning", "--ws-max-size", str(WS_MAX_SIZE)),
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNSQUARE_")}
+        env.update(FLOOR_DATABASE_URL=target.dsn, FLOOR_POOL_SIZE=str(pool))
+    else:
+        serve = [str(BIN / "townsquare"), "serve", "--host", HOST, "--port", str(port)]
+        command = _profiled_command(port, profile) if profile else [*serve, "--workers", "1"]
+        env = _townsquare_env(target, port, workdir, pool)
+    log = workdir / f"{name}-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server(name, port, process, log)
+    try:
+        _wait_ready(server, timeout=60)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_ready(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        try:
+            if httpx.get(server.base_url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    tail = server.log.read_text(errors="replace")[-3000:]
+    raise SystemExit(f"{server.name} did not become ready on port {server.port}:\n{tail}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+# --- sockets in receiver processes ----------------------------------------------------------
+
+
+class Sockets:
+    """`procs` receiver processes sharing the sockets out (round robin, so that each holds
+    agents and customers alike)."""
+
+    def __init__(self, port: int, specs: list[SocketSpec], procs: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.specs = specs
+        self.fanout = _fanout(specs)
+        self.pipes = []
+        self.processes = []
+        for share in range(procs):
+            mine, theirs = context.Pipe()
+            process = context.Process(
+                target=receiver_main, args=(theirs, port, specs[share::procs]), daemon=True
+            )
+            process.start()
+            self.pipes.append(mine)
+            self.processes.append(process)
+
+    def ask(self, *command: Any, timeout: float = 120) -> list[Any]:
+        for pipe in self.pipes:
+            pipe.send(command)
+        answers = []
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise SystemExit(f"a receiver process did not answer {command[0]!r}")
+            answers.append(pipe.recv())
+        return answers
+
+    def connect(self, compression: str | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        answers = self.ask("connect", compression, timeout=300)
+        failures = [f for a in answers for f in a["failures"]]
+        if failures:
+            raise SystemExit(f"{len(failures)} sockets failed to open, first: {failures[0]}")
+        handshakes = sorted(h for a in answers for h in a["handshakes_ms"])
+        return {
+            "sockets": sum(a["ready"] for a in answers),
+            "seconds": time.perf_counter() - started,
+            "handshake_p50_ms": statistics.median(handshakes),
+            "handshake_max_ms": handshakes[-1],
+        }
+
+    def cpu(self) -> float:
+        return sum(process_cpu(p.pid) for p in self.processes if p.pid)
+
+    def drain(self, run_name: str, messages: int) -> float:
+        """Wait until the run's deliveries stop coming or all arrived; seconds waited."""
+        wanted = messages * self.fanout
+        started = time.monotonic()
+        last, progress_at = -1, started
+        while time.monotonic() - started < DRAIN_SECONDS:
+            got = sum(self.ask("count", run_name))
+            if got >= wanted:
+                break
+            if got != last:
+                last, progress_at = got, time.monotonic()
+            elif time.monotonic() - progress_at > STALL_SECONDS:
+                break
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def report(self, run_name: str, log: SendLog) -> dict[str, Any]:
+        answers = self.ask("report", run_name, log.accepted, timeout=300)
+        latencies: dict[str, array[float]] = {}
+        last_arrival: dict[tuple[str, int], int] = {}
+        merged: dict[str, Any] = {"expected": 0, "missing": 0, "doubled": 0, "unexpected": 0}
+        closes: dict[str, int] = {}
+        for answer in answers:
+            for kind, raw in answer["latencies"].items():
+                values = latencies.setdefault(kind, array("d"))
+                values.frombytes(raw)
+            for key, at in answer["last_arrival"].items():
+                last_arrival[key] = max(last_arrival.get(key, 0), at)
+            for name in ("expected", "missing", "doubled", "unexpected"):
+                merged[name] += answer[name]
+            for name, count in answer["closes"].items():
+                closes[name] = closes.get(name, 0) + count
+        merged.update(latencies=latencies, last_arrival=last_arrival, closes=closes)
+        return merged
+
+    def close(self) -> None:
+        self.ask("close")
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+
+
+def _fanout(specs: list[SocketSpec]) -> float:
+    """Sockets that hear one message, on average over the conversations."""
+    agents = sum(1 for s in specs if s.kind == "agent")
+    conversations = {s.conversation_id for s in specs if s.conversation_id}
+    customers = sum(1 for s in specs if s.conversation_id)
+    return agents + customers / max(1, len(conversations))
+
+
+# --- one server's runs -----------------------------------------------------------------------
+
+
+@dataclass
+class Meter:
+    """CPU seconds of the server, its event-loop thread, its database backends, clients."""
+
+    server: Server
+    database: str
+    sockets: Sockets
+
+    def read(self) -> dict[str, float]:
+        pids = self.server.pids
+        return {
+            "server": sum(process_cpu(pid) for pid in pids),
+            "loop": sum(main_thread_cpu(pid) for pid in pids),
+            "database": sum(backend_cpu_seconds(self.database).values()),
+            "receivers": self.sockets.cpu(),
+            "senders": process_cpu(os.getpid()),
+        }
+
+
+def measure(
+    server: Server,
+    cast: chat_data.Cast,
+    specs: list[SocketSpec],
+    args: argparse.Namespace,
+    round_: int,
+    target: cms_data.Target,
+    idles: list[dict[str, Any]],
+) -> list[Result]:
+    sockets = Sockets(server.port, specs, args.client_procs)
+    results: list[Result] = []
+    try:
+        opened = sockets.connect(None if args.no_compression else "deflate")
+        print(
+            f"  {server.name}: {opened['sockets']} sockets ready in {opened['seconds']:.1f} s"
+            f" (handshake p50 {opened['handshake_p50_ms']:.0f} ms,"
+            f" max {opened['handshake_max_ms']:.0f} ms)"
+        )
+        meter = Meter(server, target.name, sockets)
+        idle = {"server": 0.0, "database": 0.0}
+        if args.idle:
+            before = meter.read()
+            time.sleep(args.idle)
+            after = meter.read()
+            idle = {k: (after[k] - before[k]) / args.idle for k in ("server", "database")}
+            print(
+                f"  {server.name}: idle with {opened['sockets']} sockets for {args.idle:g} s:"
+                f" server {100 * idle['server']:.0f}% of a core,"
+                f" its database backends {100 * idle['database']:.0f}%"
+            )
+            idles.append({"server": server.name, "round": round_, **opened, **idle})
+        senders = Senders(server.base_url, cast, args.connections)
+        runner = asyncio.Runner()  # one loop for every run: keep-alive connections stay
+        offset = 0
+        plans = [
+            (rate, f"{rate:g} msg/s", args.warmup, args.duration) for rate in _rates(args.rate)
+        ]
+        plans.append((0.0, f"flat out, {args.senders} senders", 2.0, args.saturation))
+        for number, (rate, label, warmup, seconds) in enumerate(plans):
+            for phase in ("warm", "run"):
+                name = f"r{round_}{server.name[0]}{number}{phase}"
+                length = warmup if phase == "warm" else seconds
+                before, load = meter.read(), os.getloadavg()[0]
+                if rate:
+                    coroutine = senders.at_rate(name, rate, length, offset)
+                else:
+                    coroutine = senders.flat_out(name, args.senders, length, offset)
+                log = runner.run(coroutine)
+                offset += len(log.sent) + sum(log.failures.values()) + 1
+                drained = sockets.drain(name, len(log.sent))
+                after = meter.read()
+                report = sockets.report(name, log)
+                if phase == "warm":
+                    continue
+                result = summarize(
+                    server.name, label, round_, log, report, before, after, load, drained, idle
+                )
+                results.append(result)
+                print(f"  {result.line()}")
+        runner.run(senders.aclose())
+        runner.close()
+    finally:
+        sockets.close()
+    return results
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def _rates(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL database (recreated)")
+    parser.add_argument("--sockets", type=int, default=1000, help="WebSockets in all")
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--agent-sockets", type=int, default=1, help="sockets per agent")
+    parser.add_argument("--conversations", type=int, default=250, help="one customer each")
+    parser.add_argument("--customer-sockets", type=int, default=3, help="sockets per customer")
+    parser.add_argument(
+        "--rate", default="200", help="messages/s of the fixed-rate runs, comma-separated"
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds at --rate")
+    parser.add_argument("--warmup", type=float, default=5.0, help="discarded seconds first")
+    parser.add_argument("--senders", type=int, default=32, help="closed-loop senders flat out")
+    parser.add_argument(
+        "--idle", type=float, default=25.0, help="seconds idle with the sockets open, measured"
+    )
+    parser.add_argument("--saturation", type=float, default=15.0, help="seconds flat out")
+    parser.add_argument("--connections", type=int, default=64, help="httpx keep-alive pool")
+    parser.add_argument("--client-procs", type=int, default=2, help="receiver processes")
+    parser.add_argument("--pool-size", type=int, default=10, help="database pool per server")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds, servers alternating")
+    parser.add_argument("--only", choices=("townsquare", "floor"), help="one server only")
+    parser.add_argument("--no-compression", action="store_true", help="no permessage-deflate")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--profile", action="store_true", help="afterwards, cProfile Townsquare at the last --rate"
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    raise_open_files(4 * args.sockets + 1024)
+    target = cms_data.Target.parse(args.url)
+    asyncio.run(cms_data.recreate_database(target))
+    asyncio.run(cms_data.create_schema(target))
+    started = datetime.now(UTC)
+    results: list[Result] = []
+    idles: list[dict[str, Any]] = []
+    names = [args.only] if args.only else ["townsquare", "floor"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="townsquare-bench-chat-") as tmp:
+            workdir = Path(tmp)
+            with (
+                running("townsquare", target, workdir, args.pool_size) as townsquare,
+                running("floor", target, workdir, args.pool_size) as floor,
+            ):
+                visitors = args.sockets - args.agents * args.agent_sockets
+                visitors -= args.conversations * args.customer_sockets
+                if visitors < 0:
+                    raise SystemExit("--sockets is fewer than the agents' and customers' sockets")
+                cast = asyncio.run(
+                    chat_data.make_cast(
+                        townsquare.base_url,
+                        target,
+                        secret_key=SECRET_KEY,
+                        agents=args.agents,
+                        customers=args.conversations,
+                        visitors=visitors,
+                    )
+                )
+                specs = socket_specs(cast, args.agent_sockets, args.customer_sockets)
+                print(
+                    f"{len(specs)} sockets: {args.agents} agents x {args.agent_sockets},"
+                    f" {args.conversations} customers x {args.customer_sockets},"
+                    f" {visitors} visitors; each message reaches {_fanout(specs):.0f} sockets"
+                )
+                servers = {"townsquare": townsquare, "floor": floor}
+                for round_ in range(args.repeat):
+                    order = names if round_ % 2 == 0 else names[::-1]
+                    for name in order:
+                        server = servers[name]
+                        results += measure(server, cast, specs, args, round_, target, idles)
+            print_table(results, args)
+            if args.profile:
+                profile_townsquare(target, workdir, cast, specs, args)
+    finally:
+        if not args.keep:
+            asyncio.run(_drop(target))
+    out = BENCH / "results" / f"chat_ws-{started:%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "started": started.isoformat(),
+                "args": vars(args),
+                "cpus": os.cpu_count(),
+                "results": [asdict(r) for r in results],
+                "idle": idles,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nsaved {out.relative_to(REPO)}")
+
+
+def profile_townsquare(
+    target: cms_data.Target,
+    workdir: Path,
+    cast: chat_data.Cast,
+    specs: list[SocketSpec],
+    args: argparse.Namespace,
+) -> None:
+    """A Townsquare under cProfile while it takes `--duration` s at `--rate`."""
+    stats_path = workdir / "townsquare.prof"
+    with running("townsquare-profiled", target, workdir, args.pool_size, stats_path) as server:
+        sockets = Sockets(server.port, specs, args.client_procs)
+        try:
+            sockets.connect(None if args.no_compression else "deflate")
+            senders = Senders(server.base_url, cast, args.connections)
+            with asyncio.Runner() as runner:
+                rate = _rates(args.rate)[-1]
+                runner.run(senders.at_rate("pwarm", rate, 3, 10**8))
+                pid = server.process.pid
+                before = process_cpu(pid), main_thread_cpu(pid)
+                os.kill(pid, signal.SIGUSR1)
+                log = runner.run(senders.at_rate("prun", rate, args.duration, 2 * 10**8))
+                sockets.drain("prun", len(log.sent))
+                runner.run(senders.aclose())
+            os.kill(pid, signal.SIGUSR2)
+            cpu = process_cpu(pid) - before[0], main_thread_cpu(pid) - before[1]
+            deadline = time.monotonic() + 30
+            while not stats_path.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            sockets.close()
+    print_profile(stats_path, BENCH / "results" / "chat_ws.prof", len(log.sent), cpu)
+
+
+async def _drop(target: cms_data.Target) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(target.maintenance_dsn, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{target.name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()
