@@ -5,22 +5,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.conftest import RolledBackDatabase
 from tests.factories import add_member, create_organization, create_user, sign_in
+from tests.media.conftest import BACKENDS, Backend
+from tests.storage.servers import S3Server, s3_server
 from townsquare.auth.models import User
-from townsquare.main import API_PREFIX
+from townsquare.config import Settings
+from townsquare.main import API_PREFIX, create_app
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import AuditLogEntry, Organization
 from townsquare.realtime.bus import Event, Subscription, get_bus
 
 API = API_PREFIX
+__all__ = ["s3_server"]  # a fixture of the attachment tests
 NewClient = Callable[[], Awaitable[httpx.AsyncClient]]
 
 
@@ -162,3 +171,87 @@ async def listen() -> AsyncIterator[Callable[[str], Awaitable[Listener]]]:
 
     yield subscribe
     await asyncio.gather(*(listener.close() for listener in opened))
+
+
+# --- attachments: a desk over an app on either storage backend -------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The media tests' backends: a folder of its own, or a fresh bucket on moto's S3."""
+    media_dir = tmp_path / "media"
+    if request.param == "local":
+        return Backend("local", media_dir)
+    server: S3Server = request.getfixturevalue("s3_server")
+    return Backend("s3", media_dir, server=server, bucket=await server.new_bucket())
+
+
+@dataclass
+class Files:
+    """The desk over an app whose storage is `backend`."""
+
+    desk: Desk
+    backend: Backend
+    settings: Settings
+    app: FastAPI
+
+    async def attach(
+        self,
+        who: str,
+        conversation_id: str,
+        data: bytes,
+        filename: str = "photo.png",
+        content_type: str | None = "image/png",
+        **fields: str,
+    ) -> httpx.Response:
+        file: Any = (filename, data) if content_type is None else (filename, data, content_type)
+        return await self.desk.clients[who].post(
+            self.desk.conv(conversation_id, "/attachments"), files={"file": file}, data=fields
+        )
+
+    async def attached(
+        self, who: str, conversation_id: str, data: bytes, filename: str = "photo.png", **kw: Any
+    ) -> dict[str, Any]:
+        response = await self.attach(who, conversation_id, data, filename, **kw)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def download(self, url: str) -> httpx.Response:
+        """GET a download URL as a browser would: without a session, from the app (local)
+        or from the store (S3)."""
+        if url.startswith("http://testserver/"):
+            return await self.desk.anonymous.get(url)
+        async with httpx.AsyncClient() as outside:
+            return await outside.get(url)
+
+
+FilesFactory = Callable[..., Awaitable[Files]]
+
+
+@pytest.fixture
+async def files_factory(
+    db: RolledBackDatabase, session: AsyncSession, backend: Backend
+) -> AsyncIterator[FilesFactory]:
+    """Builds the app over `backend` with settings overridden as asked, and its desk."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: object) -> Files:
+            settings = backend.settings(**overrides)
+            app = create_app(settings, database=db)
+            await stack.enter_async_context(LifespanManager(app))
+
+            async def new_client() -> httpx.AsyncClient:
+                transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50200))
+                return await stack.enter_async_context(
+                    httpx.AsyncClient(transport=transport, base_url="http://testserver")
+                )
+
+            return Files(await make_desk(session, new_client), backend, settings, app)
+
+        yield make
+
+
+@pytest.fixture
+async def chat(files_factory: FilesFactory) -> Files:
+    return await files_factory()

@@ -1,15 +1,17 @@
 """The support routes in the authorization matrix (see tests/orgs/matrix.py).
 
 Routes customers and agents share take any signed-in user, member of the organization or
-not (`signed_in`): with a made-up conversation id everybody gets 404
-`conversation_not_found`, never 401/403/422. Assignment, statuses, canned responses and
-stats need `support:inbox` (`needs`). Every route needs the `support` module.
+not (`signed_in`, or `Rule(None, ...)` for the multipart attachment upload): with a made-up
+conversation id everybody gets 404 `conversation_not_found`, never 401/403/422.
+Assignment, statuses, canned responses and stats need `support:inbox` (`needs`). Every
+route needs the `support` module.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tests.media import files
 from tests.orgs.matrix import RouteKey, Rule, needs, signed_in
 from townsquare.orgs.enums import Module, Permission
 
@@ -32,6 +34,9 @@ ROUTES: dict[RouteKey, Rule] = {
     ("GET", CONVERSATION): _anyone(),
     ("GET", f"{CONVERSATION}/messages"): _anyone(params={"after_seq": "0"}),
     ("POST", f"{CONVERSATION}/messages"): _anyone(body={"body": "Hello"}),
+    ("POST", f"{CONVERSATION}/attachments"): Rule(
+        None, Module.support, files={"file": ("a.png", files.png(8, 8), "image/png")}
+    ),
     ("POST", f"{CONVERSATION}/read"): _anyone(body={"seq": 1}),
     ("POST", f"{CONVERSATION}/rating"): _anyone(body={"rating": 5}),
     ("POST", f"{CONVERSATION}/assign"): _agents(body={"assignee_id": None}),

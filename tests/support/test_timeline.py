@@ -57,13 +57,15 @@ class TestTimeline:
         assert message.seq == 2
         [_, shown] = (await desk.messages("agent", c["id"]))["items"]
         assert shown["type"] == "attachment"
-        assert shown["attachment"] == {
+        attachment = shown["attachment"]
+        assert attachment.pop("url").startswith("http://testserver/api/v1/storage/chat/x.png?")
+        assert attachment.pop("url_expires_at") is not None
+        assert attachment == {
             "filename": "x.png",
             "content_type": "image/png",
             "size": 10,
             "width": 2,
             "height": 3,
-            "url": None,
         }
 
     async def test_resolving_without_an_actor(

@@ -25,6 +25,7 @@ from townsquare.orgs.enums import MemberRole, Module
 from townsquare.orgs.errors import SlugTaken
 from townsquare.orgs.members import lock_organization
 from townsquare.orgs.models import SLUG_MAX, Membership, Organization, OrganizationModule
+from townsquare.support import attachments as support_attachments
 
 logger = logging.getLogger("townsquare.orgs")
 
@@ -150,8 +151,10 @@ async def update_organization(
 async def delete_organization(session: AsyncSession, ctx: OrgContext) -> None:
     """Delete the organization; every tenant row goes with it (ON DELETE CASCADE)."""
     org_id = ctx.org.id
-    # Its media rows go by cascade; their stored objects are queued for removal first.
+    # Its media rows and chat messages go by cascade; their stored objects are queued for
+    # removal first.
     await media_service.forget_organization(session, org_id)
+    await support_attachments.forget_organization(session, org_id)
     await session.execute(
         delete(Organization)
         .where(Organization.id == org_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from townsquare.errors import Conflict, Forbidden, NotFound
+from townsquare.media.errors import UnsupportedFileType
 
 
 class ConversationNotFound(NotFound):
@@ -56,3 +57,10 @@ class ShortCodeTaken(Conflict):
     code = "short_code_taken"
     title = "Short code taken"
     detail = "Another canned response of this organization already uses this short code."
+
+
+class AttachmentTypeNotAccepted(UnsupportedFileType):
+    detail = (
+        "Attachments are JPEG, PNG, GIF, WebP or AVIF images or PDF files whose content, "
+        "declared type and extension agree."
+    )

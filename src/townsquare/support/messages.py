@@ -8,13 +8,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.config import Settings
+from townsquare.storage.base import Storage
 from townsquare.support import live, reads, schemas, status, views
 from townsquare.support.access import get_visible
 from townsquare.support.context import SupportCaller
 from townsquare.support.enums import ChatMessageType, ChatParticipantRole, ConversationStatus
 from townsquare.support.errors import AgentsOnly, ConversationClosed
 from townsquare.support.models import ChatMessage, Conversation
-from townsquare.support.timeline import MessageRetried, append
+from townsquare.support.timeline import MessageRetried, StoredAttachment, append
 
 
 async def send_message(
@@ -25,6 +26,7 @@ async def send_message(
     body: str,
     internal: bool,
     client_msg_id: str | None,
+    storage: Storage,
     settings: Settings,
 ) -> tuple[schemas.Message, bool]:
     """Append the caller's message; returns it and whether it is new.
@@ -34,13 +36,40 @@ async def send_message(
     `agents_only`); nobody writes to a closed conversation (409 `conversation_closed`); a
     customer's message on a resolved one reopens it first, with a system message."""
     conversation = await get_visible(session, caller, conversation_id, for_update=True)
-    role = caller.role_in(conversation)
-    if internal and role != ChatParticipantRole.agent:
+    if internal and caller.role_in(conversation) != ChatParticipantRole.agent:
         raise AgentsOnly()
+    return await post(
+        session,
+        caller,
+        conversation,
+        body=body,
+        internal=internal,
+        client_msg_id=client_msg_id,
+        storage=storage,
+        settings=settings,
+    )
+
+
+async def post(
+    session: AsyncSession,
+    caller: SupportCaller,
+    conversation: Conversation,
+    *,
+    body: str,
+    internal: bool = False,
+    client_msg_id: str | None,
+    attachment: StoredAttachment | None = None,
+    storage: Storage,
+    settings: Settings,
+) -> tuple[schemas.Message, bool]:
+    """Write the caller's message (a text, or an `attachment` message when `attachment`
+    is given) to `conversation`, whose row lock the caller holds: the rules of
+    `send_message` from the retry check on."""
+    role = caller.role_in(conversation)
     if client_msg_id is not None:
-        original = await _sent_with(session, conversation, caller, client_msg_id)
+        original = await sent_with(session, conversation, caller, client_msg_id)
         if original is not None:
-            return await _present(session, original), False
+            return await _present(session, original, storage, settings), False
     if conversation.status == ConversationStatus.closed:
         raise ConversationClosed()
     if role == ChatParticipantRole.customer and conversation.status == ConversationStatus.resolved:
@@ -51,27 +80,30 @@ async def send_message(
             conversation,
             sender=caller.user,
             role=role,
-            type_=ChatMessageType.text,
+            type_=ChatMessageType.text if attachment is None else ChatMessageType.attachment,
             body=body,
             internal=internal,
             client_msg_id=client_msg_id,
+            attachment=attachment,
             settings=settings,
         )
     except MessageRetried:
-        winner = await _sent_with(session, conversation, caller, client_msg_id or "")
+        winner = await sent_with(session, conversation, caller, client_msg_id or "")
         if winner is None:
             raise
-        return await _present(session, winner), False
+        return await _present(session, winner, storage, settings), False
     # Writing a message means having read up to it.
     await reads.advance(session, conversation, caller.user.id, role, message.seq)
-    out = views.message(message, {caller.user.id: caller.user.display_name})
+    urls = await views.sign_attachments([message], storage=storage, settings=settings)
+    out = views.message(message, {caller.user.id: caller.user.display_name}, urls)
     live.message_created(session, conversation, out)
     return out, True
 
 
-async def _sent_with(
+async def sent_with(
     session: AsyncSession, conversation: Conversation, caller: SupportCaller, client_msg_id: str
 ) -> ChatMessage | None:
+    """The caller's message in `conversation` with this `client_msg_id`, if any."""
     return await session.scalar(
         select(ChatMessage).where(
             ChatMessage.conversation_id == conversation.id,
@@ -81,8 +113,10 @@ async def _sent_with(
     )
 
 
-async def _present(session: AsyncSession, message: ChatMessage) -> schemas.Message:
-    return views.message(message, await views.display_names(session, [message.sender_id]))
+async def _present(
+    session: AsyncSession, message: ChatMessage, storage: Storage, settings: Settings
+) -> schemas.Message:
+    return (await views.present_messages(session, [message], storage=storage, settings=settings))[0]
 
 
 async def list_messages(
@@ -93,6 +127,8 @@ async def list_messages(
     after_seq: int | None,
     before_seq: int | None,
     limit: int,
+    storage: Storage,
+    settings: Settings,
 ) -> schemas.MessagePage:
     """Messages in ascending seq order; customers never get internal notes.
 
@@ -116,10 +152,8 @@ async def list_messages(
     next_cursor = None
     if more and rows:
         next_cursor = rows[-1].seq if forwards else rows[0].seq
-    names = await views.display_names(session, [row.sender_id for row in rows])
-    return schemas.MessagePage(
-        items=[views.message(row, names) for row in rows], next_cursor=next_cursor
-    )
+    items = await views.present_messages(session, rows, storage=storage, settings=settings)
+    return schemas.MessagePage(items=items, next_cursor=next_cursor)
 
 
 async def _page(

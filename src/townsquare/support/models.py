@@ -32,6 +32,8 @@ from townsquare.support.enums import (
 
 SUBJECT_MAX = 200
 BODY_MAX = 10_000
+CAPTION_MAX = 1_000
+"""An attachment's caption travels as a form field (at most 4 KiB of UTF-8)."""
 CLIENT_MSG_ID_MAX = 64
 SHORT_CODE_MAX = 32
 CANNED_TEXT_MAX = 5_000

@@ -23,6 +23,7 @@ from townsquare.support.enums import (
 from townsquare.support.models import (
     BODY_MAX,
     CANNED_TEXT_MAX,
+    CAPTION_MAX,
     CLIENT_MSG_ID_MAX,
     RATING_COMMENT_MAX,
     SHORT_CODE_MAX,
@@ -46,6 +47,7 @@ MessageBody = Annotated[str, PlainText(BODY_MAX), AfterValidator(_not_blank)]
 CannedText = Annotated[str, PlainText(CANNED_TEXT_MAX), AfterValidator(_not_blank)]
 ShortCode = Annotated[str, Slug(SHORT_CODE_MAX)]
 RatingComment = Annotated[str, PlainText(RATING_COMMENT_MAX)]
+Caption = Annotated[str, PlainText(CAPTION_MAX)]
 ClientMsgId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=CLIENT_MSG_ID_MAX, pattern=r"^[A-Za-z0-9._:-]+$"),
@@ -77,6 +79,18 @@ class MessageCreate(RequestBody):
         default=None,
         description="A retry with an id this sender used in this conversation answers 200 "
         "with the original message.",
+    )
+
+
+class AttachmentFields(RequestBody):
+    """The text fields of an attachment upload, beside its `file`. There is no `internal`:
+    attachments are always seen by both sides."""
+
+    body: Caption = Field(default="", description="An optional caption.")
+    client_msg_id: ClientMsgId | None = Field(
+        default=None,
+        description="A retry with an id this sender used in this conversation answers 200 "
+        "with the original message (and keeps nothing of the new file).",
     )
 
 
@@ -131,7 +145,13 @@ class MessageAttachment(BaseModel):
     width: int | None
     height: int | None
     url: str | None = Field(
-        default=None, description="A short-lived download URL, for participants and agents."
+        default=None,
+        description="A short-lived download URL (`MEDIA_URL_TTL_SECONDS`), given to the "
+        "conversation's customer and the organization's agents; images and PDF open inline.",
+    )
+    url_expires_at: datetime | None = Field(
+        default=None,
+        description="When `url` stops working; fetch the messages again for a new one.",
     )
 
 

@@ -1,19 +1,42 @@
-"""Rows to response types, as one reader may see them (customers never see notes)."""
+"""Rows to response types, as one reader may see them (customers never see notes).
+
+Attachments carry a signed download URL; only messages presented to someone who may see
+the conversation (its customer, the organization's agents) are signed, and every path
+that presents messages found the conversation as visible to the caller first.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import User
+from townsquare.config import Settings
+from townsquare.kit import clock
+from townsquare.media.filenames import content_disposition
+from townsquare.media.inspect import INLINE_TYPES
+from townsquare.storage.base import DownloadOptions, Storage
 from townsquare.support import schemas
 from townsquare.support.models import ChatMessage, Conversation
 
 Names = dict[uuid.UUID, str]
 """Display names by user id."""
+
+
+@dataclass(frozen=True)
+class SignedUrl:
+    url: str
+    expires_at: datetime
+
+
+Urls = dict[uuid.UUID, SignedUrl]
+"""Download URLs of attachments by message id."""
 
 
 async def display_names(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> Names:
@@ -39,7 +62,46 @@ def _person(user_id: uuid.UUID | None, names: Names) -> schemas.Person | None:
     return schemas.Person(id=user_id, display_name=names.get(user_id, ""))
 
 
-def message(row: ChatMessage, names: Names) -> schemas.Message:
+def _download_options(row: ChatMessage) -> DownloadOptions:
+    kind = row.attachment_content_type or "application/octet-stream"
+    return DownloadOptions(
+        content_type=kind,
+        content_disposition=content_disposition(
+            row.attachment_filename or "file", inline=kind in INLINE_TYPES
+        ),
+    )
+
+
+async def sign_attachments(
+    rows: Sequence[ChatMessage], *, storage: Storage, settings: Settings
+) -> Urls:
+    """Short-lived download URLs (`MEDIA_URL_TTL_SECONDS`) of the rows' attachments."""
+    files = [row for row in rows if row.attachment_key is not None]
+    if not files:
+        return {}
+    expires_at = clock.now() + timedelta(seconds=settings.MEDIA_URL_TTL_SECONDS)
+    urls = await asyncio.gather(
+        *(
+            storage.presigned_get(
+                row.attachment_key or "", options=_download_options(row), expires_at=expires_at
+            )
+            for row in files
+        )
+    )
+    return {row.id: SignedUrl(url, expires_at) for row, url in zip(files, urls, strict=True)}
+
+
+async def present_messages(
+    session: AsyncSession, rows: Sequence[ChatMessage], *, storage: Storage, settings: Settings
+) -> list[schemas.Message]:
+    """The rows with their senders' names and attachments' URLs, for a caller who may see
+    their conversation."""
+    names = await display_names(session, [row.sender_id for row in rows])
+    urls = await sign_attachments(rows, storage=storage, settings=settings)
+    return [message(row, names, urls) for row in rows]
+
+
+def message(row: ChatMessage, names: Names, urls: Urls | None = None) -> schemas.Message:
     sender = None
     if row.sender_id is not None and row.sender_role is not None:
         sender = schemas.Sender(
@@ -47,12 +109,15 @@ def message(row: ChatMessage, names: Names) -> schemas.Message:
         )
     attachment = None
     if row.attachment_key is not None:
+        signed = (urls or {}).get(row.id)
         attachment = schemas.MessageAttachment(
             filename=row.attachment_filename or "",
             content_type=row.attachment_content_type or "application/octet-stream",
             size=row.attachment_size or 0,
             width=row.attachment_width,
             height=row.attachment_height,
+            url=signed.url if signed is not None else None,
+            url_expires_at=signed.expires_at if signed is not None else None,
         )
     return schemas.Message(
         id=row.id,
