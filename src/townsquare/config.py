@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     SUPPORT_AUTO_RESOLVE_HOURS: int = Field(default=0, ge=0)
     # Agent replies the customer has not read by then go out in one email notice.
     SUPPORT_EMAIL_NOTICE_DELAY_SECONDS: int = Field(default=120, ge=0)
+    # The link back in that email: the client app's page of the conversation, which reads it
+    # with GET /api/v1/orgs/{org_slug}/conversations/{conversation_id}[/messages].
+    SUPPORT_CONVERSATION_URL: str = "{public_url}/o/{org_slug}/support/{conversation_id}"
 
     # Worker
     RUN_WORKER_IN_PROCESS: bool = True

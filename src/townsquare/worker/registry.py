@@ -29,6 +29,7 @@ DUTY_MODULES: tuple[str, ...] = (
     "townsquare.email.duties",
     "townsquare.media.duties",
     "townsquare.storage.duties",
+    "townsquare.support.duties",
 )
 """Modules imported by the runner so that their `@duty` decorators register."""
 
