@@ -58,3 +58,10 @@ bench: $(STAMP)
 .PHONY: bench-media
 bench-media: $(STAMP)
 	$(BIN)/python bench/media_upload.py $(BENCH_MEDIA_ARGS)
+
+# Support chat send -> deliver: 1,000 WebSockets on one Townsquare process (250 conversations,
+# 50 agents), 200 msg/s then flat out, vs a bare ASGI relay on asyncpg (PostgreSQL database
+# townsquare_bench_chat, dropped after). Extra flags: make bench-chat BENCH_CHAT_ARGS="--rate 20,200"
+.PHONY: bench-chat
+bench-chat: $(STAMP)
+	$(BIN)/python bench/chat_ws.py $(BENCH_CHAT_ARGS)

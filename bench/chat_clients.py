@@ -128,10 +128,10 @@ class Receivers:
                 run.latencies_ms.append((now - int(sent)) / 1e6)
                 run.arrived_ns.append(now)
         except Exception as exc:
-            self.closes[type(exc).__name__] += 1
+            # ConnectionClosedError: the server closed with an error code (1011, 1013...).
+            self.closes[f"{spec.kind} {type(exc).__name__} {ws.close_code}"] += 1
             return
-        code = ws.close_code
-        self.closes[f"closed {code}"] += 1
+        self.closes[f"{spec.kind} closed {ws.close_code}"] += 1
 
     def count(self, run_name: str) -> int:
         run = self.runs.get(run_name)

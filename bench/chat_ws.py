@@ -170,6 +170,10 @@ def running(
         yield server
     finally:
         _stop(process)
+        # Kept for what the table cannot say (re-checks that failed, sockets closed).
+        kept = BENCH / "results" / f"chat_ws-{name}.log"
+        kept.parent.mkdir(exist_ok=True)
+        kept.write_bytes(log.read_bytes()[-200_000:])
 
 
 def _wait_ready(server: Server, timeout: float) -> None:
@@ -421,7 +425,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-compression", action="store_true", help="no permessage-deflate")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
-        "--profile", action="store_true", help="afterwards, cProfile Townsquare at the last --rate"
+        "--profile",
+        action="store_true",
+        help="afterwards, cProfile Townsquare at the lowest --rate",
     )
     return parser.parse_args()
 
@@ -499,7 +505,7 @@ def profile_townsquare(
     specs: list[SocketSpec],
     args: argparse.Namespace,
 ) -> None:
-    """A Townsquare under cProfile while it takes `--duration` s at `--rate`."""
+    """A Townsquare under cProfile while it takes `--duration` s at the lowest `--rate`."""
     stats_path = workdir / "townsquare.prof"
     with running("townsquare-profiled", target, workdir, args.pool_size, stats_path) as server:
         sockets = Sockets(server.port, specs, args.client_procs)
@@ -507,7 +513,7 @@ def profile_townsquare(
             sockets.connect(None if args.no_compression else "deflate")
             senders = Senders(server.base_url, cast, args.connections)
             with asyncio.Runner() as runner:
-                rate = _rates(args.rate)[-1]
+                rate = min(_rates(args.rate))
                 runner.run(senders.at_rate("pwarm", rate, 3, 10**8))
                 pid = server.process.pid
                 before = process_cpu(pid), main_thread_cpu(pid)
