@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -17,6 +18,17 @@ MAX_PARTS = 10
 FORM_OVERHEAD_BYTES = 256 * 1024
 """What a form may carry beside its file: boundaries, part headers (the parser allows
 8 KiB each), text fields."""
+
+
+def upload_openapi(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a route that reads a `StreamingForm`: the `file` part
+    and the text `fields` (name → JSON schema)."""
+    properties: dict[str, Any] = {FILE_FIELD: {"type": "string", "format": "binary"}}
+    properties.update(fields)
+    schema = {"type": "object", "required": [FILE_FIELD], "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
 
 
 @dataclass

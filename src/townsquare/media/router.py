@@ -12,7 +12,7 @@ from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.pagination import Page, PageParams, page_params
 from townsquare.media import direct, service, uploads
 from townsquare.media.deps import MediaManager, get_storage
-from townsquare.media.multipart import StreamingForm
+from townsquare.media.multipart import StreamingForm, upload_openapi
 from townsquare.media.schemas import Media, MediaUpdate, Upload, UploadCreate
 from townsquare.storage.base import Storage
 
@@ -23,24 +23,9 @@ MediaId = Annotated[uuid.UUID, Path(description="A media item of this organizati
 UploadId = Annotated[uuid.UUID, Path(description="A pending direct upload.")]
 Paging = Annotated[PageParams, Depends(page_params)]
 
-_MULTIPART_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "alt": {"type": "string", "maxLength": 500},
-                        "title": {"type": "string", "maxLength": 200},
-                    },
-                }
-            }
-        },
-    }
-}
+_MULTIPART_BODY = upload_openapi(
+    {"alt": {"type": "string", "maxLength": 500}, "title": {"type": "string", "maxLength": 200}}
+)
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"description": "`file_too_large`, `quota_exceeded` or `payload_too_large`"},
     415: {"description": "`unsupported_file_type`: bytes, declared type and extension disagree"},

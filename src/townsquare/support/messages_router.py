@@ -4,13 +4,13 @@ share these routes; each sees what their side may."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
-from townsquare.media.multipart import StreamingForm
+from townsquare.media.multipart import StreamingForm, upload_openapi
 from townsquare.support import attachments, messages, reads, schemas
 from townsquare.support.deps import SupportUser
 from townsquare.support.models import CAPTION_MAX, CLIENT_MSG_ID_MAX
@@ -18,28 +18,16 @@ from townsquare.support.params import AppStorage, ConversationId, Seq, errors
 
 router = APIRouter(route_class=TransactionalRoute)
 
-_ATTACHMENT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "body": {"type": "string", "maxLength": CAPTION_MAX},
-                        "client_msg_id": {
-                            "type": "string",
-                            "maxLength": CLIENT_MSG_ID_MAX,
-                            "pattern": "^[A-Za-z0-9._:-]+$",
-                        },
-                    },
-                }
-            }
+_ATTACHMENT_BODY = upload_openapi(
+    {
+        "body": {"type": "string", "maxLength": CAPTION_MAX},
+        "client_msg_id": {
+            "type": "string",
+            "maxLength": CLIENT_MSG_ID_MAX,
+            "pattern": "^[A-Za-z0-9._:-]+$",
         },
     }
-}
+)
 
 
 @router.get(
