@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import create_organization, create_user
-from townsquare.db import SlugScope, flush_or_conflict
+from townsquare.db import flush_or_conflict
+from townsquare.db_slugs import SlugScope
 from townsquare.errors import Conflict
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import SLUG_MAX, Membership, Organization

@@ -24,7 +24,7 @@ from townsquare.cms.errors import ArticleNotFound, EditConflict, SlugTaken
 from townsquare.cms.models import SLUG_MAX, Article, ArticleTag, Category, Tag
 from townsquare.cms.sanitize import sanitize_html
 from townsquare.config import Settings
-from townsquare.db import SlugScope
+from townsquare.db_slugs import SlugScope
 from townsquare.errors import field_error
 from townsquare.kit import clock
 from townsquare.kit.pagination import PageParams, paginate

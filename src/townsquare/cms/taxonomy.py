@@ -20,7 +20,7 @@ from townsquare.cms.errors import (
     TagNotFound,
 )
 from townsquare.cms.models import CATEGORY_SLUG_MAX, TAG_SLUG_MAX, Article, Category, Tag
-from townsquare.db import SlugScope
+from townsquare.db_slugs import SlugScope
 from townsquare.errors import field_error
 from townsquare.kit import clock
 from townsquare.kit.pagination import PageParams, paginate

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from townsquare.auth import service as auth_service
 from townsquare.auth.models import User
 from townsquare.config import Settings
-from townsquare.db import SlugScope
+from townsquare.db_slugs import SlugScope
 from townsquare.errors import field_error
 from townsquare.kit.pagination import PageParams, paginate
 from townsquare.media import service as media_service
