@@ -19,6 +19,7 @@ from townsquare.middleware import RequestContextMiddleware
 from townsquare.openapi import build_openapi
 from townsquare.ratelimit import close_rate_limiter
 from townsquare.realtime.bus import create_bus, set_bus
+from townsquare.routing import LeanRoutes
 from townsquare.storage.factory import create_storage
 
 API_PREFIX = "/api/v1"
@@ -100,6 +101,9 @@ def create_app(
     if database is not None:
         app.state.database = database
     install_error_handlers(app)
+    # Innermost (middleware added later wraps it): answers the public reads' lean routes
+    # inside the request id, access log and CORS, ahead of the router (see routing.py).
+    app.add_middleware(LeanRoutes)
     if settings.ALLOWED_ORIGINS:
         app.add_middleware(
             CORSMiddleware,

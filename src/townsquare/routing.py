@@ -1,14 +1,18 @@
-"""`LeanRoute`: a FastAPI route for hot reads, without FastAPI's per-request machinery.
+"""Lean routes: hot reads served without FastAPI's per-request machinery.
 
 FastAPI's request handler is general: two exit stacks, a dependency solver that walks every
-parameter kind, a placeholder `Response` for dependencies, body reading, telemetry hooks.
-For an endpoint that takes only the request and path and query parameters and answers
-its own `Response` (the public reads), that machinery costs more than the endpoint's own
-work. A `LeanRoute` validates those parameters in one pydantic call and awaits the
-endpoint directly. It is still an `APIRoute`: the OpenAPI document comes from the same
-signature, and a request whose parameters do not validate goes through FastAPI's own
-handler, so its 422 reads exactly as on every other route. Exceptions the endpoint raises
-reach the app's exception handlers as anywhere else.
+parameter kind, a placeholder `Response` for dependencies, body reading, telemetry hooks;
+and before it, Starlette's exception middleware, an exit stack for uploaded files and the
+router's walk. For an endpoint that takes only path and query parameters and answers its
+own `Response` (the public reads), that machinery costs more than the endpoint's own work.
+
+`LeanRoute` validates those parameters in one pydantic call and awaits the endpoint. It is
+still an `APIRoute`: the OpenAPI document comes from the same signature, and a request
+whose parameters do not validate goes through FastAPI's own handler, so its 422 reads
+exactly as on every other route. `LeanRoutes`, the innermost user middleware, answers the
+app's leading lean routes before the rest of the stack (inside the request id, the access
+log, the error backstop and CORS); anything it does not answer itself (another method, a
+422, a path of another route) goes down the stack unchanged.
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from typing import Any, Union, get_args, get_origin
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError, create_model
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 _SCALARS = (str, int, float, bool, uuid.UUID, NoneType)
 
@@ -59,7 +67,7 @@ class LeanRoute(APIRoute):
             if not _is_scalar(field.field_info.annotation):
                 raise TypeError(f"{name}: {field.name} is not a single plain value")
             fields[field.name] = (field.field_info.annotation, field.field_info)
-        self._path_params = tuple((f.name, f.alias) for f in dependant.path_params)
+        self._path_params = tuple(f.alias for f in dependant.path_params)
         self._query_params = tuple(f.alias for f in dependant.query_params)
         params: type[BaseModel] = create_model(f"{name}_params", **fields)
         self._validate = params.__pydantic_validator__.validate_python
@@ -68,9 +76,11 @@ class LeanRoute(APIRoute):
         self._fastapi_app = self.app
         self.app = self._lean_app
 
-    async def _lean_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def arguments(self, scope: Scope, receive: Receive, send: Send) -> dict[str, Any] | None:
+        """The endpoint's keyword arguments for a matched request; None when its parameters
+        do not validate (FastAPI's handler answers those)."""
         path_params = scope["path_params"]
-        values: dict[str, Any] = {alias: path_params[alias] for _, alias in self._path_params}
+        values: dict[str, Any] = {alias: path_params[alias] for alias in self._path_params}
         if self._query_params and scope["query_string"]:
             # The parsing `request.query_params` does: a repeated name keeps its last value.
             query = QueryParams(scope["query_string"])
@@ -79,15 +89,101 @@ class LeanRoute(APIRoute):
                 if value is not None:
                     values[alias] = value
         try:
-            params = self._validate(values)
+            arguments: dict[str, Any] = dict(self._validate(values).__dict__)
         except ValidationError:
-            await self._fastapi_app(scope, receive, send)
-            return
-        arguments = dict(params.__dict__)
+            return None
         if self._request_name is not None:
             arguments[self._request_name] = Request(scope, receive, send)
-        response = await self._call(**arguments)
+        return arguments
+
+    async def respond(self, arguments: dict[str, Any]) -> Response:
+        response: Response = await self._call(**arguments)
+        return response
+
+    async def _lean_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The route's ASGI app when the router dispatches to it (not through `LeanRoutes`).
+        arguments = self.arguments(scope, receive, send)
+        if arguments is None:
+            await self._fastapi_app(scope, receive, send)
+            return
+        response = await self.respond(arguments)
         await response(scope, receive, send)
+
+
+class LeanRoutes:
+    """Answers requests for the lean routes at the head of the app's route list, ahead of
+    the rest of the middleware stack and the router. Add it first (innermost).
+
+    Only the leading lean routes: a route registered before them keeps its precedence. An
+    exception the endpoint raises is answered by the app's handler for it, as Starlette's
+    exception middleware would; one without a handler propagates to the outer middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._routes: list[LeanRoute] = []
+        self._seen: list[BaseRoute] | None = None
+        self._seen_count = -1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self._leading(scope):
+                match, child_scope = route.matches(scope)
+                if match is Match.NONE:
+                    continue
+                if match is Match.FULL:
+                    scope.update(child_scope)
+                    arguments = route.arguments(scope, receive, send)
+                    if arguments is not None:
+                        await self._respond(route, arguments, scope, receive, send)
+                        return
+                break
+        await self.app(scope, receive, send)
+
+    def _leading(self, scope: Scope) -> list[LeanRoute]:
+        routes: list[BaseRoute] = scope["app"].router.routes
+        if routes is not self._seen or len(routes) != self._seen_count:
+            leading = []
+            for route in routes:
+                if not isinstance(route, LeanRoute):
+                    break
+                leading.append(route)
+            self._routes, self._seen, self._seen_count = leading, routes, len(routes)
+        return self._routes
+
+    async def _respond(
+        self,
+        route: LeanRoute,
+        arguments: dict[str, Any],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        try:
+            response = await route.respond(arguments)
+        except Exception as exc:
+            handler = _handler_for(scope, exc)
+            if handler is None:
+                raise
+            request = Request(scope, receive, send)
+            if inspect.iscoroutinefunction(handler):
+                response = await handler(request, exc)
+            else:
+                response = await run_in_threadpool(handler, request, exc)
+        await response(scope, receive, send)
+
+
+def _handler_for(scope: Scope, exc: Exception) -> Callable[..., Any] | None:
+    """The app's handler for `exc`, looked up as Starlette's exception middleware does
+    (a handler for `Exception` or 500 belongs to the outermost error middleware)."""
+    handlers: dict[Any, Callable[..., Any]] = scope["app"].exception_handlers
+    if isinstance(exc, HTTPException) and exc.status_code != 500 and exc.status_code in handlers:
+        return handlers[exc.status_code]
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            break
+        if cls in handlers:
+            return handlers[cls]
+    return None
 
 
 def _is_scalar(annotation: Any) -> bool:
