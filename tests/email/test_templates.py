@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from jinja2 import UndefinedError, meta
 
@@ -28,6 +30,20 @@ def _hostile(variable: str) -> str:
     return f"<b>{variable}</b> & co\r\nBcc: evil@example.org"
 
 
+# Variables that are lists of mappings (their keys are not found by `meta`): one item each,
+# every key hostile too.
+LISTS: dict[str, dict[str, list[str]]] = {
+    "support_reply": {"replies": ["sender_name", "body", "attachment_name"]},
+}
+
+
+def _context(name: str) -> dict[str, Any]:
+    context: dict[str, Any] = {variable: _hostile(variable) for variable in _all_variables(name)}
+    for variable, keys in LISTS.get(name, {}).items():
+        context[variable] = [{key: _hostile(key) for key in keys}]
+    return context
+
+
 class TestTemplates:
     def test_base_layout_and_test_email_exist(self) -> None:
         assert (TEMPLATE_DIR / "base.html").is_file()
@@ -36,7 +52,7 @@ class TestTemplates:
     @pytest.mark.parametrize("name", NAMES)
     def test_every_template_renders_safely(self, name: str) -> None:
         assert (TEMPLATE_DIR / f"{name}.txt").is_file()
-        context = {variable: _hostile(variable) for variable in _all_variables(name)}
+        context = _context(name)
 
         rendered = render_email(name, context)
 
@@ -46,7 +62,8 @@ class TestTemplates:
         assert rendered.text_body.strip()
         if rendered.html_body is not None:
             assert rendered.html_body.lstrip().startswith("<!DOCTYPE html>")
-            for variable in _variables(f"{name}.html", html=True):
+            keys = [key for keys in LISTS.get(name, {}).values() for key in keys]
+            for variable in [*_variables(f"{name}.html", html=True), *keys]:
                 assert f"<b>{variable}</b>" not in rendered.html_body
 
     def test_missing_variable_is_an_error(self) -> None:
