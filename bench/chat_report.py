@@ -4,6 +4,7 @@ the floor with the targets, and the profile by package."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pstats
 import shutil
@@ -205,6 +206,12 @@ def _verdicts(
             verdict = f" (target < {P99_TARGET_MS:g} ms): {met}"
         print(f"{run}: townsquare p99 {ts['p99_ms']:.1f} ms{verdict}")
     ts, floor = medians.get((flat, "townsquare")), medians.get((flat, "floor"))
+    for name, row in (("townsquare", ts), ("floor", floor)):
+        if row is not None and row["cpu_server_net"] > 0:
+            print(
+                f"{flat}: {name} spends {row['cpu_server_net']:.1f} ms of CPU per message above"
+                f" idle: one core to itself would carry ~{1000 / row['cpu_server_net']:.0f} msg/s"
+            )
     if ts is not None and floor is not None:
         ratio = ts["delivered_per_s"] / floor["delivered_per_s"]
         met = "met" if ratio >= RATIO_TARGET else "MISSED"
@@ -229,6 +236,16 @@ def print_profile(stats_path: Path, kept: Path, messages: int, cpu: tuple[float,
     )
     kept.parent.mkdir(exist_ok=True)
     shutil.copyfile(stats_path, kept)
+    pauses_path = Path(str(stats_path) + ".gc.json")
+    if pauses_path.exists():
+        pauses: list[list[float]] = json.loads(pauses_path.read_text())
+        for generation in (0, 1, 2):
+            mine = [seconds for gen, seconds in pauses if gen == generation]
+            if mine:
+                print(
+                    f"garbage collector, generation {generation}: {len(mine)} collections,"
+                    f" {1000 * sum(mine):.0f} ms in all, the longest {1000 * max(mine):.1f} ms"
+                )
     stats = pstats.Stats(str(kept))
     total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
     print(f"event-loop CPU by package (own time; built-ins counted to their caller), {kept}:")

@@ -127,13 +127,27 @@ def _profiled_command(port: int, profile: Path) -> list[str]:
     """`townsquare serve`'s uvicorn call under a cProfile timed by the main thread's CPU
     clock; SIGUSR1 starts it, SIGUSR2 stops and saves it (start-up is left out)."""
     code = (
-        "import cProfile, os, signal, time, uvicorn\n"
+        "import cProfile, gc, json, os, signal, time, uvicorn\n"
         "profiler = cProfile.Profile(time.thread_time)\n"
+        # Collector pauses (wall clock, by generation) while the profiler runs.
+        "pauses, began = [], [0.0]\n"
+        "def on_gc(phase, info):\n"
+        "    if phase == 'start':\n"
+        "        began[0] = time.perf_counter()\n"
+        "    elif profiling[0]:\n"
+        "        pauses.append((info['generation'], time.perf_counter() - began[0]))\n"
+        "profiling = [False]\n"
+        "gc.callbacks.append(on_gc)\n"
+        "def start(*_):\n"
+        "    profiling[0] = True\n"
+        "    profiler.enable()\n"
         "def save(*_):\n"
         "    profiler.disable()\n"
+        "    profiling[0] = False\n"
+        f"    open({str(profile) + '.gc.json'!r}, 'w').write(json.dumps(pauses))\n"
         f"    profiler.dump_stats({str(profile) + '.partial'!r})\n"
         f"    os.replace({str(profile) + '.partial'!r}, {str(profile)!r})\n"
-        "signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())\n"
+        "signal.signal(signal.SIGUSR1, start)\n"
         "signal.signal(signal.SIGUSR2, save)\n"
         f"uvicorn.run('townsquare.main:app_from_env', factory=True, host={HOST!r}, "
         f"port={port}, proxy_headers=True, forwarded_allow_ips={HOST!r}, "
@@ -307,20 +321,32 @@ def _fanout(specs: list[SocketSpec]) -> float:
 # --- one server's runs -----------------------------------------------------------------------
 
 
-@dataclass
 class Meter:
     """CPU seconds of the server, its event-loop thread, its database backends, clients."""
 
-    server: Server
-    database: str
-    sockets: Sockets
+    def __init__(self, server: Server, database: str, sockets: Sockets) -> None:
+        self.server = server
+        self.database = database
+        self.sockets = sockets
+        self._backends: dict[int, float] | None = None
+        self._database_cpu = 0.0
+
+    def _database(self) -> float:
+        """Backends come and go (the pools reconnect): sum what each spent between reads;
+        one that appeared since the last read counts whole."""
+        current = backend_cpu_seconds(self.database)
+        if self._backends is not None:
+            for pid, cpu in current.items():
+                self._database_cpu += cpu - self._backends.get(pid, 0.0)
+        self._backends = current
+        return self._database_cpu
 
     def read(self) -> dict[str, float]:
         pids = self.server.pids
         return {
             "server": sum(process_cpu(pid) for pid in pids),
             "loop": sum(main_thread_cpu(pid) for pid in pids),
-            "database": sum(backend_cpu_seconds(self.database).values()),
+            "database": self._database(),
             "receivers": self.sockets.cpu(),
             "senders": process_cpu(os.getpid()),
         }
