@@ -1,10 +1,11 @@
 """The public read model: published articles straight from SQLAlchemy Core rows to JSON.
 
 This is the hot path of the API, so it loads no ORM objects: one prebuilt statement per
-request (the org and its `cms` module are checked inside it, the tags come aggregated
-as JSON), only the columns the response shows, keyset paging on `(published_at, id)`,
-and the response body serialized once by pydantic-core. On PostgreSQL the statements,
-compiled once, run straight on asyncpg connections of the database's read pool.
+request (the org and its `cms` module are checked inside it, the tags come aggregated as
+`[slug, name]` pairs), only the columns the response shows, keyset paging on
+`(published_at, id)`, and the response body serialized once by pydantic-core. On
+PostgreSQL the statements, compiled once, run straight on asyncpg connections of the
+database's read pool (`townsquare.read_pool`).
 """
 
 from __future__ import annotations
