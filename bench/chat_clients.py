@@ -1,12 +1,12 @@
-"""The clients of the chat benchmark (bench/chat_ws.py): sockets in child processes that
-stamp every `message.created` they receive, and keep-alive HTTP senders.
+"""The sockets of the chat benchmark (bench/chat_ws.py), in receiver processes.
 
-A message's body carries its send time (`bench:<run>:<monotonic ns>:...`, taken just
-before the request is handed to httpx); CLOCK_MONOTONIC is one clock for every process of
-the machine, so a receiving socket in another process computes send → deliver itself.
-Each receiver process holds a share of the sockets (the `websockets` library, uvloop), and
-answers its parent's commands over a pipe: how many frames of a run arrived, and the run's
-latencies, missing and doubled deliveries (against the messages the senders saw accepted).
+Each receiver process holds a share of the sockets (the `websockets` library, uvloop) and
+stamps every `message.created` it receives: the body carries its send time
+(`bench:<run>:<monotonic ns>:...`, chat_senders.py) and CLOCK_MONOTONIC is one clock for
+every process of the machine, so the receiving process computes send → deliver itself.
+It answers its parent's commands over a pipe (`Sockets`, below): how many frames of a run
+arrived, and the run's latencies, missing and doubled deliveries against the messages the
+senders saw accepted.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
+import multiprocessing
 import resource
+import statistics
 import time
 from array import array
 from collections import Counter
@@ -24,14 +25,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import httpx
-
-from chat_data import Cast, Person, no_cookies
+from chat_data import Cast, Person
+from chat_senders import SendLog
+from media_probe import process_cpu
 
 HOST = "127.0.0.1"
 CONNECT_CONCURRENCY = 25
-BODY_PAD = 80  # a short chat line: the body is ~120 characters in all
-ANSWER_GRACE_SECONDS = 10.0
+DRAIN_SECONDS = 30.0
+STALL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -232,132 +233,101 @@ def socket_specs(cast: Cast, agent_sockets: int, customer_sockets: int) -> list[
     return specs
 
 
-# --- senders (the parent process) -----------------------------------------------------------
+# --- the receiver processes, from the parent ---------------------------------------------
 
 
-@dataclass
-class Sent:
-    conversation_id: str
-    seq: int
-    ack_ms: float
-    sent_ns: int
+class Sockets:
+    """`procs` receiver processes sharing the sockets out (round robin, so that each holds
+    agents and customers alike)."""
 
-
-@dataclass
-class SendLog:
-    sent: list[Sent] = field(default_factory=list)
-    failures: Counter[str] = field(default_factory=Counter)
-    behind_ms: float = 0.0  # how late the last scheduled send left (fixed rate)
-    started_ns: int = 0
-    ended_ns: int = 0
-
-    @property
-    def accepted(self) -> list[tuple[str, int]]:
-        return [(s.conversation_id, s.seq) for s in self.sent]
-
-
-class Senders:
-    """Messages over keep-alive httpx connections: conversation `i % n`, from its customer
-    and an agent in turn (each sender with their own session cookie and CSRF token)."""
-
-    def __init__(self, base_url: str, cast: Cast, connections: int) -> None:
-        self.cast = cast
-        self.base_url = base_url
-        self.connections = connections
-        self._client: httpx.AsyncClient | None = None
-        self.gate = asyncio.Semaphore(connections)
-        self.paths = [
-            f"/api/v1/orgs/{cast.org_slug}/conversations/{c.conversation_id}/messages"
-            for c in cast.customers
-        ]
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """Made on first use, in the event loop that sends (one loop for all runs)."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                cookies=no_cookies(),
-                timeout=60,
-                limits=httpx.Limits(
-                    max_connections=self.connections, max_keepalive_connections=self.connections
-                ),
+    def __init__(self, port: int, specs: list[SocketSpec], procs: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.specs = specs
+        self.fanout = fanout(specs)
+        self.pipes = []
+        self.processes = []
+        for share in range(procs):
+            mine, theirs = context.Pipe()
+            process = context.Process(
+                target=receiver_main, args=(theirs, port, specs[share::procs]), daemon=True
             )
-        return self._client
+            process.start()
+            self.pipes.append(mine)
+            self.processes.append(process)
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def ask(self, *command: Any, timeout: float = 120) -> list[Any]:
+        for pipe in self.pipes:
+            pipe.send(command)
+        answers = []
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise SystemExit(f"a receiver process did not answer {command[0]!r}")
+            answers.append(pipe.recv())
+        return answers
 
-    def _who(self, i: int) -> tuple[int, Person]:
-        count = len(self.cast.customers)
-        conversation = i % count
-        if (i // count) % 2 == 0 or not self.cast.agents:
-            return conversation, self.cast.customers[conversation]
-        return conversation, self.cast.agents[(i // count + conversation) % len(self.cast.agents)]
+    def connect(self, compression: str | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        answers = self.ask("connect", compression, timeout=300)
+        failures = [f for a in answers for f in a["failures"]]
+        if failures:
+            raise SystemExit(f"{len(failures)} sockets failed to open, first: {failures[0]}")
+        handshakes = sorted(h for a in answers for h in a["handshakes_ms"])
+        return {
+            "sockets": sum(a["ready"] for a in answers),
+            "seconds": time.perf_counter() - started,
+            "handshake_p50_ms": statistics.median(handshakes),
+            "handshake_max_ms": handshakes[-1],
+        }
 
-    async def send(self, run_name: str, i: int, log: SendLog) -> None:
-        """Send message `i`, stamped now; it waits for a free connection after the stamp
-        (httpx's own pool queue slows down badly when thousands of requests wait in it),
-        so a server that falls behind the rate shows in the latency (no coordinated
-        omission)."""
-        conversation, person = self._who(i)
-        sent_ns = time.monotonic_ns()
-        body = f"bench:{run_name}:{sent_ns}:" + "x" * BODY_PAD
-        async with self.gate:
-            try:
-                answer = await self.client.post(
-                    self.paths[conversation],
-                    json={"body": body, "client_msg_id": f"{run_name}-{i}"},
-                    headers=person.headers,
-                )
-            except httpx.HTTPError as exc:
-                log.failures[type(exc).__name__] += 1
-                return
-        ack_ms = (time.monotonic_ns() - sent_ns) / 1e6
-        if answer.status_code != 201:
-            log.failures[f"{answer.status_code} {answer.text[:120]}"] += 1
-            return
-        data = answer.json()
-        log.sent.append(Sent(data["conversation_id"], data["seq"], ack_ms, sent_ns))
+    def cpu(self) -> float:
+        return sum(process_cpu(p.pid) for p in self.processes if p.pid)
 
-    async def at_rate(self, run_name: str, rate: float, seconds: float, offset: int) -> SendLog:
-        """Open loop: message k leaves at start + k / rate whatever the answers do."""
-        log = SendLog(started_ns=time.monotonic_ns())
-        count = math.ceil(rate * seconds)
-        start = time.monotonic()
-        tasks = []
-        for k in range(count):
-            due = start + k / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                log.behind_ms = max(log.behind_ms, -delay * 1000)
-            tasks.append(asyncio.create_task(self.send(run_name, offset + k, log)))
-        # A server slower than the rate builds a backlog without end: stop waiting for it.
-        _, pending = await asyncio.wait(tasks, timeout=ANSWER_GRACE_SECONDS)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if pending:
-            log.failures[f"no answer {ANSWER_GRACE_SECONDS:g} s after the last send"] += len(
-                pending
-            )
-        log.ended_ns = time.monotonic_ns()
-        return log
+    def drain(self, run_name: str, messages: int) -> float:
+        """Wait until the run's deliveries stop coming or all arrived; seconds waited."""
+        wanted = messages * self.fanout
+        started = time.monotonic()
+        last, progress_at = -1, started
+        while time.monotonic() - started < DRAIN_SECONDS:
+            got = sum(self.ask("count", run_name))
+            if got >= wanted:
+                break
+            if got != last:
+                last, progress_at = got, time.monotonic()
+            elif time.monotonic() - progress_at > STALL_SECONDS:
+                break
+            time.sleep(0.1)
+        return time.monotonic() - started
 
-    async def flat_out(self, run_name: str, workers: int, seconds: float, offset: int) -> SendLog:
-        """Closed loop: `workers` senders, each sending its next message on the answer."""
-        log = SendLog(started_ns=time.monotonic_ns())
-        deadline = time.monotonic() + seconds
-        counter = iter(range(offset, offset + 10**9))
+    def report(self, run_name: str, log: SendLog) -> dict[str, Any]:
+        answers = self.ask("report", run_name, log.accepted, timeout=300)
+        latencies: dict[str, array[float]] = {}
+        last_arrival: dict[tuple[str, int], int] = {}
+        merged: dict[str, Any] = {"expected": 0, "missing": 0, "doubled": 0, "unexpected": 0}
+        closes: dict[str, int] = {}
+        for answer in answers:
+            for kind, raw in answer["latencies"].items():
+                values = latencies.setdefault(kind, array("d"))
+                values.frombytes(raw)
+            for key, at in answer["last_arrival"].items():
+                last_arrival[key] = max(last_arrival.get(key, 0), at)
+            for name in ("expected", "missing", "doubled", "unexpected"):
+                merged[name] += answer[name]
+            for name, count in answer["closes"].items():
+                closes[name] = closes.get(name, 0) + count
+        merged.update(latencies=latencies, last_arrival=last_arrival, closes=closes)
+        return merged
 
-        async def worker() -> None:
-            while time.monotonic() < deadline:
-                await self.send(run_name, next(counter), log)
+    def close(self) -> None:
+        self.ask("close")
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
 
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        log.ended_ns = time.monotonic_ns()
-        return log
+
+def fanout(specs: list[SocketSpec]) -> float:
+    """Sockets that hear one message, on average over the conversations."""
+    agents = sum(1 for s in specs if s.kind == "agent")
+    conversations = {s.conversation_id for s in specs if s.conversation_id}
+    customers = sum(1 for s in specs if s.conversation_id)
+    return agents + customers / max(1, len(conversations))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat_clients import SendLog
+from chat_senders import SendLog
 from media_probe import by_package
 
 P99_TARGET_MS = 50.0

@@ -35,287 +35,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import signal
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from array import array
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import chat_data
 import cms_data
-from chat_clients import (
-    Senders,
-    SendLog,
-    SocketSpec,
-    raise_open_files,
-    receiver_main,
-    socket_specs,
-)
+from chat_clients import Sockets, SocketSpec, fanout, raise_open_files, socket_specs
 from chat_report import Result, print_profile, print_table, summarize
+from chat_senders import Senders
+from chat_servers import BENCH, REPO, SECRET_KEY, Server, running
 from cms_public import backend_cpu_seconds
-from media_probe import main_thread_cpu, process_cpu, server_pids
+from media_probe import main_thread_cpu, process_cpu
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/townsquare_bench_chat"
-SECRET_KEY = "bench-chat-" + "s" * 53
-WS_MAX_SIZE = 64 * 1024  # as `townsquare serve` sets it
-DRAIN_SECONDS = 30.0
-STALL_SECONDS = 5.0
-
-
-# --- servers --------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def pids(self) -> list[int]:
-        return server_pids(self.process.pid)
-
-
-def _townsquare_env(target: cms_data.Target, port: int, workdir: Path, pool: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOWNSQUARE_", "FLOOR_"))}
-    env.update(
-        TOWNSQUARE_ENV="production",
-        TOWNSQUARE_DATABASE_URL=target.sqlalchemy_url,
-        TOWNSQUARE_SECRET_KEY=SECRET_KEY,
-        TOWNSQUARE_RUN_WORKER_IN_PROCESS="false",
-        TOWNSQUARE_LOG_LEVEL="WARNING",
-        TOWNSQUARE_PUBLIC_URL=f"http://{HOST}:{port}",
-        TOWNSQUARE_RATE_LIMIT_ENABLED="false",
-        TOWNSQUARE_DATABASE_POOL_SIZE=str(pool),
-        TOWNSQUARE_EMAIL_BACKEND="file",
-        TOWNSQUARE_EMAIL_FILE_DIR=str(workdir / "mail"),
-    )
-    env.pop("REDIS_URL", None)
-    return env
-
-
-def _profiled_command(port: int, profile: Path) -> list[str]:
-    """`townsquare serve`'s uvicorn call under a cProfile timed by the main thread's CPU
-    clock; SIGUSR1 starts it, SIGUSR2 stops and saves it (start-up is left out)."""
-    code = (
-        "import cProfile, gc, json, os, signal, time, uvicorn\n"
-        "profiler = cProfile.Profile(time.thread_time)\n"
-        # Collector pauses (wall clock, by generation) while the profiler runs.
-        "pauses, began = [], [0.0]\n"
-        "def on_gc(phase, info):\n"
-        "    if phase == 'start':\n"
-        "        began[0] = time.perf_counter()\n"
-        "    elif profiling[0]:\n"
-        "        pauses.append((info['generation'], time.perf_counter() - began[0]))\n"
-        "profiling = [False]\n"
-        "gc.callbacks.append(on_gc)\n"
-        "def start(*_):\n"
-        "    profiling[0] = True\n"
-        "    profiler.enable()\n"
-        "def save(*_):\n"
-        "    profiler.disable()\n"
-        "    profiling[0] = False\n"
-        f"    open({str(profile) + '.gc.json'!r}, 'w').write(json.dumps(pauses))\n"
-        f"    profiler.dump_stats({str(profile) + '.partial'!r})\n"
-        f"    os.replace({str(profile) + '.partial'!r}, {str(profile)!r})\n"
-        "signal.signal(signal.SIGUSR1, start)\n"
-        "signal.signal(signal.SIGUSR2, save)\n"
-        f"uvicorn.run('townsquare.main:app_from_env', factory=True, host={HOST!r}, "
-        f"port={port}, proxy_headers=True, forwarded_allow_ips={HOST!r}, "
-        f"access_log=False, log_level='warning', ws_max_size={WS_MAX_SIZE})\n"
-    )
-    return [sys.executable, "-c", code]
-
-
-@contextmanager
-def running(
-    name: str, target: cms_data.Target, workdir: Path, pool: int, profile: Path | None = None
-) -> Iterator[Server]:
-    port = _free_port()
-    if name == "floor":
-        command = [
-            *(str(BIN / "uvicorn"), "chat_floor:app", "--app-dir", str(BENCH)),
-            *("--host", HOST, "--port", str(port), "--workers", "1"),
-            *("--no-access-log", "--log-level", "warning", "--ws-max-size", str(WS_MAX_SIZE)),
-        ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOWNSQUARE_")}
-        env.update(FLOOR_DATABASE_URL=target.dsn, FLOOR_POOL_SIZE=str(pool))
-    else:
-        serve = [str(BIN / "townsquare"), "serve", "--host", HOST, "--port", str(port)]
-        command = _profiled_command(port, profile) if profile else [*serve, "--workers", "1"]
-        env = _townsquare_env(target, port, workdir, pool)
-    log = workdir / f"{name}-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(name, port, process, log)
-    try:
-        _wait_ready(server, timeout=60)
-        yield server
-    finally:
-        _stop(process)
-        # Kept for what the table cannot say (re-checks that failed, sockets closed).
-        kept = BENCH / "results" / f"chat_ws-{name}.log"
-        kept.parent.mkdir(exist_ok=True)
-        kept.write_bytes(log.read_bytes()[-200_000:])
-
-
-def _wait_ready(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            break
-        try:
-            if httpx.get(server.base_url + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    tail = server.log.read_text(errors="replace")[-3000:]
-    raise SystemExit(f"{server.name} did not become ready on port {server.port}:\n{tail}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
-
-
-# --- sockets in receiver processes ----------------------------------------------------------
-
-
-class Sockets:
-    """`procs` receiver processes sharing the sockets out (round robin, so that each holds
-    agents and customers alike)."""
-
-    def __init__(self, port: int, specs: list[SocketSpec], procs: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.specs = specs
-        self.fanout = _fanout(specs)
-        self.pipes = []
-        self.processes = []
-        for share in range(procs):
-            mine, theirs = context.Pipe()
-            process = context.Process(
-                target=receiver_main, args=(theirs, port, specs[share::procs]), daemon=True
-            )
-            process.start()
-            self.pipes.append(mine)
-            self.processes.append(process)
-
-    def ask(self, *command: Any, timeout: float = 120) -> list[Any]:
-        for pipe in self.pipes:
-            pipe.send(command)
-        answers = []
-        for pipe in self.pipes:
-            if not pipe.poll(timeout):
-                raise SystemExit(f"a receiver process did not answer {command[0]!r}")
-            answers.append(pipe.recv())
-        return answers
-
-    def connect(self, compression: str | None) -> dict[str, Any]:
-        started = time.perf_counter()
-        answers = self.ask("connect", compression, timeout=300)
-        failures = [f for a in answers for f in a["failures"]]
-        if failures:
-            raise SystemExit(f"{len(failures)} sockets failed to open, first: {failures[0]}")
-        handshakes = sorted(h for a in answers for h in a["handshakes_ms"])
-        return {
-            "sockets": sum(a["ready"] for a in answers),
-            "seconds": time.perf_counter() - started,
-            "handshake_p50_ms": statistics.median(handshakes),
-            "handshake_max_ms": handshakes[-1],
-        }
-
-    def cpu(self) -> float:
-        return sum(process_cpu(p.pid) for p in self.processes if p.pid)
-
-    def drain(self, run_name: str, messages: int) -> float:
-        """Wait until the run's deliveries stop coming or all arrived; seconds waited."""
-        wanted = messages * self.fanout
-        started = time.monotonic()
-        last, progress_at = -1, started
-        while time.monotonic() - started < DRAIN_SECONDS:
-            got = sum(self.ask("count", run_name))
-            if got >= wanted:
-                break
-            if got != last:
-                last, progress_at = got, time.monotonic()
-            elif time.monotonic() - progress_at > STALL_SECONDS:
-                break
-            time.sleep(0.1)
-        return time.monotonic() - started
-
-    def report(self, run_name: str, log: SendLog) -> dict[str, Any]:
-        answers = self.ask("report", run_name, log.accepted, timeout=300)
-        latencies: dict[str, array[float]] = {}
-        last_arrival: dict[tuple[str, int], int] = {}
-        merged: dict[str, Any] = {"expected": 0, "missing": 0, "doubled": 0, "unexpected": 0}
-        closes: dict[str, int] = {}
-        for answer in answers:
-            for kind, raw in answer["latencies"].items():
-                values = latencies.setdefault(kind, array("d"))
-                values.frombytes(raw)
-            for key, at in answer["last_arrival"].items():
-                last_arrival[key] = max(last_arrival.get(key, 0), at)
-            for name in ("expected", "missing", "doubled", "unexpected"):
-                merged[name] += answer[name]
-            for name, count in answer["closes"].items():
-                closes[name] = closes.get(name, 0) + count
-        merged.update(latencies=latencies, last_arrival=last_arrival, closes=closes)
-        return merged
-
-    def close(self) -> None:
-        self.ask("close")
-        for process in self.processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-
-
-def _fanout(specs: list[SocketSpec]) -> float:
-    """Sockets that hear one message, on average over the conversations."""
-    agents = sum(1 for s in specs if s.kind == "agent")
-    conversations = {s.conversation_id for s in specs if s.conversation_id}
-    customers = sum(1 for s in specs if s.conversation_id)
-    return agents + customers / max(1, len(conversations))
 
 
 # --- one server's runs -----------------------------------------------------------------------
@@ -493,7 +231,7 @@ def main() -> None:
                 print(
                     f"{len(specs)} sockets: {args.agents} agents x {args.agent_sockets},"
                     f" {args.conversations} customers x {args.customer_sockets},"
-                    f" {visitors} visitors; each message reaches {_fanout(specs):.0f} sockets"
+                    f" {visitors} visitors; each message reaches {fanout(specs):.0f} sockets"
                 )
                 servers = {"townsquare": townsquare, "floor": floor}
                 for round_ in range(args.repeat):
