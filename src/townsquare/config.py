@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     LOG_FORMAT: Literal["auto", "json", "text"] = "auto"
     LOG_LEVEL: str = "INFO"
     REDIS_URL: str | None = None
+    # Every request body but the uploads' (bounded by their own settings below).
+    MAX_JSON_BODY_BYTES: int = Field(default=1024 * 1024, ge=1)
 
     # Identity
     DEFAULT_TIMEZONE: str = "UTC"
@@ -100,6 +102,14 @@ class Settings(BaseSettings):
     # The link back in that email: the client app's page of the conversation, which reads it
     # with GET /api/v1/orgs/{org_slug}/conversations/{conversation_id}[/messages].
     SUPPORT_CONVERSATION_URL: str = "{public_url}/o/{org_slug}/support/{conversation_id}"
+
+    # Events and shifts
+    # A volunteer may cancel their own signup until this many hours before the shift starts.
+    EVENTS_CANCEL_DEADLINE_HOURS: float = Field(default=3, ge=0)
+    # The reminder email goes out this many hours before each confirmed shift.
+    EVENTS_REMINDER_HOURS: float = Field(default=24, gt=0)
+    # A member with this many no-shows in an org cannot sign up there any more (0: off).
+    EVENTS_NO_SHOW_LIMIT: int = Field(default=0, ge=0)
 
     # Worker
     RUN_WORKER_IN_PROCESS: bool = True

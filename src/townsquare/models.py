@@ -12,6 +12,7 @@ DOMAIN_MODEL_MODULES: tuple[str, ...] = (
     "townsquare.media.models",
     "townsquare.storage.models",
     "townsquare.support.models",
+    "townsquare.events.models",
 )
 
 

@@ -1,0 +1,1 @@
+"""Events staffed by volunteer shifts: signups with exact capacity, waiting lists, notices."""
