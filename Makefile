@@ -33,19 +33,26 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+# The two suites run side by side (`make test`), so each has Redis databases of its own.
+TEST_REDIS ?= redis://127.0.0.1:6379
+
 test-sqlite: $(STAMP)
 	@echo "== test suite on SQLite =="
-	TOWNSQUARE_TEST_DATABASE_URL= $(BIN)/pytest
+	TOWNSQUARE_TEST_DATABASE_URL= TOWNSQUARE_TEST_REDIS_URL=$(TEST_REDIS)/12 \
+		TOWNSQUARE_TEST_RATELIMIT_REDIS_URL=$(TEST_REDIS)/13 $(BIN)/pytest
 
 test-postgres: $(STAMP)
 	@if [ -n "$$TOWNSQUARE_TEST_DATABASE_URL" ]; then \
 		echo "== test suite on PostgreSQL =="; \
-		$(BIN)/pytest; \
+		TOWNSQUARE_TEST_REDIS_URL=$(TEST_REDIS)/14 \
+		TOWNSQUARE_TEST_RATELIMIT_REDIS_URL=$(TEST_REDIS)/15 $(BIN)/pytest; \
 	else \
 		echo "TOWNSQUARE_TEST_DATABASE_URL is not set: PostgreSQL run skipped"; \
 	fi
 
-test: lint test-sqlite test-postgres
+# Lint first; then both suites at once (two cores), each one's output printed when it ends.
+test: lint
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 # Public CMS reads, Townsquare vs the raw floor server (PostgreSQL, wrk): see bench/README.md.
 # Extra flags: make bench BENCH_ARGS="--repeat 3 --articles 1000000 --url ..."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -17,7 +18,8 @@ from tests.factories import DEFAULT_PASSWORD, create_user, sign_in
 from townsquare import ratelimit
 from townsquare.main import create_app
 
-REDIS_URL = "redis://127.0.0.1:6379/2"
+# A database of its own: the tests empty it (a parallel suite uses another one).
+REDIS_URL = os.environ.get("TOWNSQUARE_TEST_RATELIMIT_REDIS_URL") or "redis://127.0.0.1:6379/2"
 
 
 async def _client(db: RolledBackDatabase, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
