@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +77,28 @@ class Settings(BaseSettings):
 
     # CMS
     ARTICLE_REVISIONS_KEPT: int = 50
+    # Public reads: `Cache-Control: public, max-age=..., stale-while-revalidate=...`.
+    PUBLIC_CACHE_MAX_AGE_SECONDS: int = Field(default=60, ge=0)
+    PUBLIC_CACHE_STALE_SECONDS: int = Field(default=300, ge=0)
+    # The article's page on the public site, linked from the Atom feed; {public_url},
+    # {org} and {slug} are filled in ({org} and {slug} must be there).
+    PUBLIC_ARTICLE_URL: str = "{public_url}/o/{org}/articles/{slug}"
+
+    @field_validator("PUBLIC_ARTICLE_URL")
+    @classmethod
+    def _public_article_url_placeholders(cls, value: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a URL template: {exc}") from None
+        missing = {"org", "slug"} - names
+        unknown = names - {"public_url", "org", "slug"}
+        if missing or unknown:
+            raise ValueError(
+                "needs the placeholders {org} and {slug} (and may use {public_url})"
+                + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+            )
+        return value
 
     # Media and storage
     STORAGE: Literal["local", "s3"] = "local"
