@@ -13,6 +13,7 @@ DOMAIN_MODEL_MODULES: tuple[str, ...] = (
     "townsquare.storage.models",
     "townsquare.support.models",
     "townsquare.events.models",
+    "townsquare.events.calendar_tokens",
 )
 
 

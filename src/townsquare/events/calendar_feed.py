@@ -81,7 +81,7 @@ def render_calendar(entries: Sequence[FeedEntry], *, name: str) -> bytes:
         calendar.add_component(_vtimezone(tzid, *spanned))
     for event in events:
         calendar.add_component(event)
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 def _vevent(entry: FeedEntry, zone: ZoneInfo) -> Event:
@@ -142,8 +142,7 @@ def _vtimezone_ical(tzid: str, first_year: int, last_year: int) -> bytes:
     zone = Timezone.from_tzid(
         tzid, first_date=date(first_year - 1, 1, 1), last_date=date(last_year + 2, 1, 1)
     )
-    ical: bytes = zone.to_ical()
-    return ical
+    return bytes(zone.to_ical())
 
 
 def _vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
