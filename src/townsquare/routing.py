@@ -12,7 +12,8 @@ whose parameters do not validate goes through FastAPI's own handler, so its 422 
 exactly as on every other route. `LeanRoutes`, the innermost user middleware, answers the
 app's leading lean routes before the rest of the stack (inside the request id, the access
 log, the error backstop and CORS); anything it does not answer itself (another method, a
-422, a path of another route) goes down the stack unchanged.
+422, a path of another route) goes down the stack unchanged. It also turns every HEAD
+request into the GET it stands for, answered without its body (`head_as_get`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SCALARS = (str, int, float, bool, uuid.UUID, NoneType)
 
@@ -126,6 +127,8 @@ class LeanRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if scope["method"] == "HEAD":
+                scope, send = head_as_get(scope, send)
             for route in self._leading(scope):
                 match, child_scope = route.matches(scope)
                 if match is Match.NONE:
@@ -170,6 +173,22 @@ class LeanRoutes:
             else:
                 response = await run_in_threadpool(handler, request, exc)
         await response(scope, receive, send)
+
+
+def head_as_get(scope: Scope, send: Send) -> tuple[Scope, Send]:
+    """A HEAD request as the GET it stands for, and a `send` that drops the body: every
+    GET route answers HEAD with the GET's status and headers (its Content-Length too),
+    and no route needs to declare HEAD (FastAPI routes do not, and would document a
+    second operation each). The request's own scope keeps HEAD for the access log."""
+    scope = {**scope, "method": "GET"}
+
+    async def send_without_body(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+        elif not message.get("more_body", False):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return scope, send_without_body
 
 
 def _handler_for(scope: Scope, exc: Exception) -> Callable[..., Any] | None:
