@@ -63,11 +63,21 @@ class RecordingHandler:
 class SmtpServer:
     """An SMTP server on 127.0.0.1 run in its own thread (aiosmtpd's Controller)."""
 
-    def __init__(self, handler: RecordingHandler | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        handler: RecordingHandler | None = None,
+        port: int | None = None,
+        *,
+        smtputf8: bool = True,
+    ) -> None:
         self.handler = handler or RecordingHandler()
         self.port = port or free_port()
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            ready_timeout=10,
+            enable_SMTPUTF8=smtputf8,
         )
         self.running = False
 

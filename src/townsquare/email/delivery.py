@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Update, and_, bindparam, or_, select, upda
 
 from townsquare.config import Settings
 from townsquare.db import SessionSource, transaction
+from townsquare.email.addresses import delivery_address
 from townsquare.email.enums import EmailStatus
 from townsquare.email.models import MESSAGE_ID_MAX, WORKER_ID_MAX, OutboxEmail
 from townsquare.email.senders import DeliveryError, EmailSender, create_sender, redact
@@ -74,13 +75,17 @@ class _HeaderClasses(HeaderRegistry):
 
 
 MESSAGE_POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+# A non-ASCII local part cannot be encoded in a header: such messages are written in UTF-8
+# (RFC 6532) and go out with SMTPUTF8.
+UTF8_MESSAGE_POLICY = MESSAGE_POLICY.clone(utf8=True)
 
 
 def build_message(email: ClaimedEmail, settings: Settings) -> EmailMessage:
     """The MIME message: text, plus HTML as multipart/alternative when there is one."""
-    message = EmailMessage(policy=MESSAGE_POLICY)
+    to = delivery_address(email.to_address)
+    message = EmailMessage(policy=MESSAGE_POLICY if to.isascii() else UTF8_MESSAGE_POLICY)
     message["From"] = settings.EMAIL_FROM
-    message["To"] = email.to_address
+    message["To"] = to
     message["Subject"] = email.subject
     message["Date"] = format_datetime(email.created_at)
     message["Message-ID"] = email.message_id

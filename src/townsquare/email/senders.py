@@ -50,6 +50,16 @@ def _recipients(message: EmailMessage) -> list[str]:
     return [str(a) for a in message.get_all("To", [])]
 
 
+def _needs_smtputf8(message: EmailMessage) -> bool:
+    return not "".join(_recipients(message)).isascii()
+
+
+SMTPUTF8_MISSING = (
+    "the provider does not offer SMTPUTF8, which an address with non-ASCII characters "
+    "before the @ needs"
+)
+
+
 class ConsoleSender:
     """Logs every message (development): nothing leaves the machine."""
 
@@ -133,6 +143,11 @@ class SmtpSender:
                 self._client = self._new_client()
                 await self._client.connect()
             _errors, response = await self._client.send_message(message)
+        except aiosmtplib.SMTPNotSupported as exc:
+            await self._drop()
+            if _needs_smtputf8(message):
+                raise DeliveryError(f"SMTP: {SMTPUTF8_MISSING}", permanent=True) from exc
+            raise DeliveryError(f"SMTP {type(exc).__name__}: {exc}") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             await self._drop()
             codes = [r.code for r in exc.recipients]
@@ -211,6 +226,9 @@ class SesSender:
     async def send(self, message: EmailMessage) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if _needs_smtputf8(message):
+            # SES takes 7-bit addresses only (IDNA domains are fine, no SMTPUTF8).
+            raise DeliveryError(f"SES: {SMTPUTF8_MISSING}", permanent=True)
         request: dict[str, Any] = {
             "FromEmailAddress": str(message["From"]),
             "Destination": {"ToAddresses": _recipients(message)},

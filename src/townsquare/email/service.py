@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from email.headerregistry import Address
 from email.utils import parseaddr
 from functools import partial
 from typing import Any
@@ -13,31 +12,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.config import Settings, get_settings
 from townsquare.db import after_commit
+from townsquare.email.addresses import InvalidEmailAddress, normalize_address
 from townsquare.email.enums import EmailStatus
-from townsquare.email.models import ADDRESS_MAX, SUBJECT_MAX, OutboxEmail
+from townsquare.email.models import SUBJECT_MAX, OutboxEmail
 from townsquare.email.templates import render_email
 from townsquare.kit import clock
 from townsquare.worker.signals import notify_workers, request_wakeup
 
 DELIVER_DUTY = "email.deliver"
 
-
-class InvalidEmailAddress(ValueError):
-    """The recipient is not a single plain address (`user@example.org`)."""
-
-
-def normalize_address(value: str) -> str:
-    """A single addr-spec, trimmed; refuses display names, lists and header injection."""
-    address = value.strip()
-    if not address or len(address) > ADDRESS_MAX or any(c in address for c in "\r\n,;<>"):
-        raise InvalidEmailAddress(f"not a plain email address: {value!r}")
-    try:
-        parsed = Address(addr_spec=address)
-    except (ValueError, IndexError) as exc:
-        raise InvalidEmailAddress(f"not a plain email address: {value!r}") from exc
-    if not parsed.username or not parsed.domain:
-        raise InvalidEmailAddress(f"not a plain email address: {value!r}")
-    return address
+__all__ = [
+    "DELIVER_DUTY",
+    "InvalidEmailAddress",
+    "enqueue_email",
+    "message_id_domain",
+    "normalize_address",
+]
 
 
 def message_id_domain(settings: Settings) -> str:
