@@ -27,6 +27,7 @@ DUTY_MODULES: tuple[str, ...] = (
     "townsquare.auth.duties",
     "townsquare.cms.duties",
     "townsquare.email.duties",
+    "townsquare.events.duties",
     "townsquare.media.duties",
     "townsquare.storage.duties",
     "townsquare.support.duties",
