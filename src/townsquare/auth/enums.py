@@ -10,3 +10,5 @@ class TokenPurpose(StrEnum):
 
     verify_email = "verify_email"
     password_reset = "password_reset"
+    change_email = "change_email"
+    """Sent to the new address of an email change; `UserToken.email` is that new address."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from townsquare.auth import schemas, service
+from townsquare.auth import email_change, schemas, service
 from townsquare.auth.deps import (
     AllowedOrigin,
     Authentication,
@@ -309,7 +309,11 @@ async def reset_password(
     "/verify-email",
     response_model=schemas.User,
     dependencies=[AllowedOrigin],
-    responses={400: {"description": "invalid_token"}, **RATE_LIMITED},
+    responses={
+        400: {"description": "invalid_token"},
+        409: {"description": "`email_taken`: a new address got an account meanwhile"},
+        **RATE_LIMITED,
+    },
 )
 async def verify_email(
     body: schemas.EmailedToken,
@@ -318,9 +322,16 @@ async def verify_email(
     settings: AppSettings,
     limiter: Limiter,
 ) -> User:
-    """Verify an email address with the token from the verification email."""
+    """Verify an email address with the token from the verification email, or confirm an
+    email change with the token sent to the new address (`POST /auth/me/email`): the
+    address changes, every session but the caller's ends, and the old address is told."""
     await limiter.consume((settings.RATE_LIMIT_VERIFY, ("verify", "ip", client_ip(request))))
-    return await service.verify_email(session, body.token)
+    return await email_change.verify_address(
+        session,
+        settings,
+        body.token,
+        caller_session_token=request.cookies.get(settings.SESSION_COOKIE_NAME),
+    )
 
 
 @router.post(

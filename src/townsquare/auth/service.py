@@ -190,14 +190,20 @@ async def end_own_session(session: AsyncSession, user_id: uuid.UUID, session_id:
 # --- emailed tokens ----------------------------------------------------------------------
 
 
-def _link(settings: Settings, template: str, token: str) -> str:
+def email_link(settings: Settings, template: str, token: str) -> str:
     return template.format(public_url=settings.PUBLIC_URL.rstrip("/"), token=token)
 
 
-async def _issue_token(
-    session: AsyncSession, user: User, purpose: TokenPurpose, ttl_seconds: int
+async def issue_token(
+    session: AsyncSession,
+    user: User,
+    purpose: TokenPurpose,
+    ttl_seconds: int,
+    *,
+    email: str | None = None,
 ) -> tuple[str, UserToken]:
-    """A new token of `purpose`; the user's older ones of that purpose stop working."""
+    """A new token of `purpose` for `email` (default: the user's address); the user's older
+    ones of that purpose stop working."""
     await session.execute(
         delete(UserToken).where(UserToken.user_id == user.id, UserToken.purpose == purpose)
     )
@@ -206,7 +212,7 @@ async def _issue_token(
         user_id=user.id,
         purpose=purpose,
         token_hash=hash_token(token),
-        email=user.email,
+        email=email or user.email,
         expires_at=clock.now() + timedelta(seconds=ttl_seconds),
     )
     session.add(record)
@@ -238,7 +244,7 @@ async def send_verification(session: AsyncSession, settings: Settings, user: Use
     """Email the user a link that verifies their address (older links stop working)."""
     from townsquare.email import service as email_service
 
-    token, _ = await _issue_token(
+    token, _ = await issue_token(
         session, user, TokenPurpose.verify_email, settings.EMAIL_VERIFICATION_TTL_SECONDS
     )
     await email_service.enqueue_email(
@@ -247,7 +253,7 @@ async def send_verification(session: AsyncSession, settings: Settings, user: Use
         template="verify_email",
         context={
             "display_name": user.display_name,
-            "link": _link(settings, settings.VERIFY_EMAIL_URL, token),
+            "link": email_link(settings, settings.VERIFY_EMAIL_URL, token),
             "expires_hours": max(1, settings.EMAIL_VERIFICATION_TTL_SECONDS // 3600),
         },
         settings=settings,
@@ -284,7 +290,7 @@ async def request_password_reset(session: AsyncSession, settings: Settings, emai
     await passwords.burn_verification(settings, email)
     if user is None or not user.is_active:
         return
-    token, _ = await _issue_token(
+    token, _ = await issue_token(
         session, user, TokenPurpose.password_reset, settings.PASSWORD_RESET_TTL_SECONDS
     )
     await email_service.enqueue_email(
@@ -293,7 +299,7 @@ async def request_password_reset(session: AsyncSession, settings: Settings, emai
         template="password_reset",
         context={
             "display_name": user.display_name,
-            "link": _link(settings, settings.PASSWORD_RESET_URL, token),
+            "link": email_link(settings, settings.PASSWORD_RESET_URL, token),
             "expires_minutes": max(1, settings.PASSWORD_RESET_TTL_SECONDS // 60),
         },
         settings=settings,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth import schemas as auth_schemas
 from townsquare.auth import service as auth_service
+from townsquare.auth.account import router as email_change_router
 from townsquare.auth.deps import CurrentUser
 from townsquare.auth.models import User
 from townsquare.db import DbSession, TransactionalRoute
@@ -22,6 +23,7 @@ from townsquare.support import inbox as support_inbox
 from townsquare.support import schemas as support_schemas
 
 router = APIRouter(route_class=TransactionalRoute)
+router.include_router(email_change_router)
 
 
 async def _me(session: AsyncSession, user: User) -> Me:
