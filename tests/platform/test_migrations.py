@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import _TMP, IS_POSTGRES, POSTGRES_URL, make_settings
+from townsquare.cms.models import is_search_table
 from townsquare.db import Base, Database
 from townsquare.migrations import runner
 
@@ -40,12 +41,22 @@ async def fresh_url() -> AsyncIterator[str]:
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "compare_type": True,
+            # SQLite's FTS5 search table and its shadow tables have no model.
+            "include_name": lambda name, type_, parent: (
+                not (type_ == "table" and is_search_table(name))
+            ),
+        },
+    )
     return list(compare_metadata(context, Base.metadata))
 
 
 def _tables(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+    names = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    return {name for name in names if not is_search_table(name)}
 
 
 async def _inspect(url: str, fn: Any) -> Any:

@@ -7,20 +7,30 @@ indexes keep Alembic's model/migration comparison exact):
 the list of one category, and `ix_article_tags_public` the list of one tag — for that
 one `article_tags.published_at` mirrors `articles.published_at` while the article is
 published (NULL otherwise), kept in step by the service in the same transaction.
+
+The public search (`?q=`) reads `ix_articles_search` on PostgreSQL, a GIN index of
+`search_document()`; on SQLite the FTS5 table `article_search`, kept in step with the
+articles by triggers (see `SQLITE_SEARCH_DDL`).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    DDL,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    event,
+    func,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -64,6 +74,27 @@ class Tag(Model):
     )
     name: Mapped[str] = mapped_column(String(TAG_NAME_MAX))
     slug: Mapped[str] = mapped_column(String(TAG_SLUG_MAX))
+
+
+# Words only, no stemming: an org writes in its own language, and the `simple` configuration
+# (like SQLite's unicode61 tokenizer) treats every language alike.
+SEARCH_CONFIG = "simple"
+SEARCH_WEIGHTS = (("title", "A"), ("excerpt", "B"), ("body", "D"))
+
+
+def search_document(table: Any) -> ColumnElement[Any]:
+    """The article's weighted text search vector (PostgreSQL). Constants are literal so
+    that a query's expression is the index's, which the planner needs to use the index.
+    HTML tags in the body are dropped by PostgreSQL's parser (they are `tag` tokens)."""
+    config = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+    document: ColumnElement[Any] | None = None
+    for column, weight in SEARCH_WEIGHTS:
+        part = func.setweight(
+            func.to_tsvector(config, table.c[column]), literal_column(f"'{weight}'::\"char\"")
+        )
+        document = part if document is None else document.op("||")(part)
+    assert document is not None
+    return document
 
 
 class Article(Model):
@@ -162,4 +193,66 @@ class ArticleRevision(Base):
     body: Mapped[str] = mapped_column(Text)
     reason: Mapped[RevisionReason] = mapped_column(enum_column(RevisionReason, "revision_reason"))
     editor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+# `_table`: an expression of literal and column parts does not find its table by itself.
+Index(
+    "ix_articles_search",
+    search_document(Article.__table__),
+    postgresql_using="gin",
+    _table=Article.__table__,
+).ddl_if(dialect="postgresql")
+
+# SQLite: an FTS5 table of the articles' text with the article's id (as stored) in its
+# first column, indexed too, so that a trigger finds an article's row through the index
+# (FTS5 rowids cannot follow `articles`: VACUUM may renumber a table's implicit rowids).
+ARTICLE_SEARCH_TABLE = "article_search"
+SQLITE_SEARCH_DDL = (
+    f"CREATE VIRTUAL TABLE {ARTICLE_SEARCH_TABLE} USING fts5("
+    "article_id, title, excerpt, body, tokenize = 'unicode61 remove_diacritics 2')",
+    f"CREATE TRIGGER {ARTICLE_SEARCH_TABLE}_insert AFTER INSERT ON articles BEGIN "
+    f"INSERT INTO {ARTICLE_SEARCH_TABLE} (article_id, title, excerpt, body) "
+    "VALUES (new.id, new.title, new.excerpt, new.body); END",
+    f"CREATE TRIGGER {ARTICLE_SEARCH_TABLE}_update AFTER UPDATE OF title, excerpt, body "
+    f"ON articles BEGIN DELETE FROM {ARTICLE_SEARCH_TABLE} WHERE rowid IN ("
+    f"SELECT rowid FROM {ARTICLE_SEARCH_TABLE} WHERE {ARTICLE_SEARCH_TABLE} MATCH "
+    "'article_id : \"' || old.id || '\"'); "
+    f"INSERT INTO {ARTICLE_SEARCH_TABLE} (article_id, title, excerpt, body) "
+    "VALUES (new.id, new.title, new.excerpt, new.body); END",
+    f"CREATE TRIGGER {ARTICLE_SEARCH_TABLE}_delete AFTER DELETE ON articles BEGIN "
+    f"DELETE FROM {ARTICLE_SEARCH_TABLE} WHERE rowid IN ("
+    f"SELECT rowid FROM {ARTICLE_SEARCH_TABLE} WHERE {ARTICLE_SEARCH_TABLE} MATCH "
+    "'article_id : \"' || old.id || '\"'); END",
+)
+for _statement in SQLITE_SEARCH_DDL:
+    event.listen(Article.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+event.listen(
+    Article.__table__,
+    "before_drop",
+    DDL(f"DROP TABLE IF EXISTS {ARTICLE_SEARCH_TABLE}").execute_if(dialect="sqlite"),
+)
+
+
+def is_search_table(name: str | None) -> bool:
+    """The SQLite FTS5 table and its shadow tables, which no model describes."""
+    return name is not None and (
+        name == ARTICLE_SEARCH_TABLE or name.startswith(f"{ARTICLE_SEARCH_TABLE}_")
+    )
+
+
+class ArticleOldSlug(Base):
+    """A slug the article had before: the public read of it answers 301 to the current one.
+    One per org and slug (the latest article to leave it); an article that takes the slug
+    itself wins over the redirect."""
+
+    __tablename__ = "article_old_slugs"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    slug: Mapped[str] = mapped_column(String(SLUG_MAX), primary_key=True)
+    article_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=clock.now)

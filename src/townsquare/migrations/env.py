@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from townsquare.cms.models import is_search_table
 from townsquare.config import get_settings
 from townsquare.db import Base, Database
 from townsquare.models import import_all_models
@@ -21,6 +22,10 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # SQLite's FTS5 search table and its shadow tables have no model.
+        include_name=lambda name, type_, parent_names: (
+            not (type_ == "table" and is_search_table(name))
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()
