@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     DDL,
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     event,
@@ -86,7 +87,7 @@ def search_document(table: Any) -> ColumnElement[Any]:
     """The article's weighted text search vector (PostgreSQL). Constants are literal so
     that a query's expression is the index's, which the planner needs to use the index.
     HTML tags in the body are dropped by PostgreSQL's parser (they are `tag` tokens)."""
-    config = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+    config: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
     document: ColumnElement[Any] | None = None
     for column, weight in SEARCH_WEIGHTS:
         part = func.setweight(
@@ -201,7 +202,7 @@ Index(
     "ix_articles_search",
     search_document(Article.__table__),
     postgresql_using="gin",
-    _table=Article.__table__,
+    _table=cast(Table, Article.__table__),
 ).ddl_if(dialect="postgresql")
 
 # SQLite: an FTS5 table of the articles' text with the article's id (as stored) in its
@@ -225,12 +226,19 @@ SQLITE_SEARCH_DDL = (
     f"SELECT rowid FROM {ARTICLE_SEARCH_TABLE} WHERE {ARTICLE_SEARCH_TABLE} MATCH "
     "'article_id : \"' || old.id || '\"'); END",
 )
+
+
+def _sqlite_ddl(statement: str) -> DDL:
+    ddl: DDL = DDL(statement)  # type: ignore[no-untyped-call]
+    return ddl.execute_if(dialect="sqlite")
+
+
 for _statement in SQLITE_SEARCH_DDL:
-    event.listen(Article.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+    event.listen(Article.__table__, "after_create", _sqlite_ddl(_statement))
 event.listen(
     Article.__table__,
     "before_drop",
-    DDL(f"DROP TABLE IF EXISTS {ARTICLE_SEARCH_TABLE}").execute_if(dialect="sqlite"),
+    _sqlite_ddl(f"DROP TABLE IF EXISTS {ARTICLE_SEARCH_TABLE}"),
 )
 
 

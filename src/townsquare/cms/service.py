@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import User
-from townsquare.cms import publishing, taxonomy
+from townsquare.cms import old_slugs, publishing, taxonomy
 from townsquare.cms.enums import ArticleStatus, RevisionReason
 from townsquare.cms.errors import ArticleNotFound, EditConflict, SlugTaken
 from townsquare.cms.models import SLUG_MAX, Article, ArticleTag, Category, Tag
@@ -256,7 +256,9 @@ async def update_article(
         article.featured_media_id = changes["featured_media_id"]
         changed = True
     if "slug" in changes and changes["slug"] != article.slug:
+        previous = article.slug
         await _article_slugs(ctx.org.id).change(session, article, changes["slug"])
+        await old_slugs.remember(session, article, previous)
         changed = True
     if not changed:
         return article
