@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from townsquare.body_limit import BodyLimitMiddleware
 from townsquare.cms.public_router import add_public_routes
 from townsquare.config import Settings, get_settings
 from townsquare.db import Database, SessionSource
@@ -104,6 +105,8 @@ def create_app(
     # Innermost (middleware added later wraps it): answers the public reads' lean routes
     # inside the request id, access log and CORS, ahead of the router (see routing.py).
     app.add_middleware(LeanRoutes)
+    # Inside CORS, so a 413 still carries the CORS headers a browser needs to read it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_JSON_BODY_BYTES)
     if settings.ALLOWED_ORIGINS:
         app.add_middleware(
             CORSMiddleware,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from townsquare.body_limit import bounds_its_own_body
 from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.pagination import Page, PageParams, page_params
@@ -36,6 +37,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "", status_code=201, response_model=Media, openapi_extra=_MULTIPART_BODY, responses=_REFUSALS
 )
+@bounds_its_own_body
 async def upload_media(
     request: Request,
     ctx: MediaManager,

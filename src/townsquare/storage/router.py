@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 
+from townsquare.body_limit import bounds_its_own_body
 from townsquare.storage.base import ByteRange, ObjectNotFound, ObjectTooLarge, Storage
 from townsquare.storage.errors import (
     FileTooLarge,
@@ -102,6 +103,7 @@ async def download(key: StorageKey, request: Request) -> Response:
 
 
 @router.put("/{key:path}", include_in_schema=False, status_code=200)
+@bounds_its_own_body
 async def upload(key: StorageKey, request: Request) -> Response:
     storage = _local_storage(request)
     params = storage.signer.verify("PUT", key, dict(request.query_params))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from townsquare.body_limit import bounds_its_own_body
 from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.media.multipart import StreamingForm, upload_openapi
@@ -122,6 +123,7 @@ async def send_message(
         ),
     },
 )
+@bounds_its_own_body
 async def upload_attachment(
     request: Request,
     caller: SupportUser,
