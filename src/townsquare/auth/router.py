@@ -64,7 +64,7 @@ def _set_session_cookies(response: Response, settings: Settings, issued: IssuedS
         )
 
 
-def _clear_session_cookies(response: Response, settings: Settings) -> None:
+def clear_session_cookies(response: Response, settings: Settings) -> None:
     for name, httponly in (
         (settings.SESSION_COOKIE_NAME, True),
         (settings.CSRF_COOKIE_NAME, False),
@@ -167,7 +167,7 @@ async def logout(
     """End the current session (if any) and clear the cookies."""
     if auth is not None:
         await service.sign_out(session, auth.session)
-    _clear_session_cookies(response, settings)
+    clear_session_cookies(response, settings)
 
 
 # --- sessions ----------------------------------------------------------------------------
@@ -204,7 +204,7 @@ async def end_session(
     """End one of the caller's sessions (another user's session is not found)."""
     await service.end_own_session(session, auth.user.id, session_id)
     if session_id == auth.session.id:
-        _clear_session_cookies(response, settings)
+        clear_session_cookies(response, settings)
 
 
 # --- passwords ---------------------------------------------------------------------------

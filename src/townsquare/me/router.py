@@ -17,6 +17,7 @@ from townsquare.auth.account import router as email_change_router
 from townsquare.auth.deps import CurrentUser
 from townsquare.auth.models import User
 from townsquare.db import DbSession, TransactionalRoute
+from townsquare.me.account import router as account_router
 from townsquare.me.schemas import ConversationOrganization, Me, MyConversation, MyConversationPage
 from townsquare.orgs import service as orgs_service
 from townsquare.support import inbox as support_inbox
@@ -24,6 +25,7 @@ from townsquare.support import schemas as support_schemas
 
 router = APIRouter(route_class=TransactionalRoute)
 router.include_router(email_change_router)
+router.include_router(account_router)
 
 
 async def _me(session: AsyncSession, user: User) -> Me:

@@ -1,0 +1,58 @@
+"""The signed-in person's account: `DELETE /auth/me`, `GET /me/export`, and
+`GET /me/invitations` with `POST /me/invitations/{id}/accept`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from townsquare.auth import schemas as auth_schemas
+from townsquare.auth.deps import CurrentUser
+from townsquare.auth.router import clear_session_cookies
+from townsquare.config import AppSettings
+from townsquare.db import DbSession, TransactionalRoute
+from townsquare.kit.fields import RequestBody
+from townsquare.me import deletion
+from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
+
+router = APIRouter(route_class=TransactionalRoute)
+
+Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
+
+
+class AccountDeletion(RequestBody):
+    password: auth_schemas.AnyPassword
+    """The account's current password."""
+
+
+@router.delete(
+    "/auth/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["auth"],
+    responses={
+        400: {"description": "`invalid_current_password`"},
+        401: {"description": "`not_authenticated`"},
+        409: {"description": "`last_owner`, with `organizations: [{id, slug, name}]`"},
+        429: {"description": "Too many attempts; wait for Retry-After seconds"},
+    },
+)
+async def delete_account(
+    body: AccountDeletion,
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    settings: AppSettings,
+    limiter: Limiter,
+) -> None:
+    """Delete the account, with its password. Refused (409 `last_owner`, naming the
+    organizations) while the user is the last owner of one. Sessions, tokens, memberships
+    and personal data go; articles, chat messages and audit entries stay with an
+    anonymous "Deleted user" (see the README). The session cookies are cleared."""
+    await limiter.consume(
+        (settings.RATE_LIMIT_CHANGE_PASSWORD, ("delete-account", "ip", client_ip(request))),
+        (settings.RATE_LIMIT_CHANGE_PASSWORD, ("delete-account", "account", str(user.id))),
+    )
+    await deletion.delete_account(session, settings, user, password=body.password)
+    clear_session_cookies(response, settings)
