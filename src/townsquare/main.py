@@ -31,6 +31,9 @@ def api_router() -> APIRouter:
     from townsquare.auth.router import admin_router as auth_admin_router
     from townsquare.auth.router import router as auth_router
     from townsquare.cms.router import router as cms_router
+    from townsquare.events.public_router import router as events_public_router
+    from townsquare.events.router import router as events_router
+    from townsquare.events.signups_router import router as signups_router
     from townsquare.me.router import router as me_router
     from townsquare.media.router import router as media_router
     from townsquare.orgs.router import router as orgs_router
@@ -43,6 +46,9 @@ def api_router() -> APIRouter:
     router.include_router(me_router)
     router.include_router(auth_admin_router)
     router.include_router(cms_router)
+    router.include_router(events_router)
+    router.include_router(signups_router)
+    router.include_router(events_public_router)
     router.include_router(media_router)
     router.include_router(orgs_router)
     router.include_router(storage_router)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,6 +28,8 @@ from tests.factories import (
     create_user,
     sign_in,
 )
+from townsquare.events.enums import EventStatus
+from townsquare.events.models import Event, Shift
 from townsquare.main import create_app
 from townsquare.media.enums import MediaStatus
 from townsquare.media.models import MediaItem
@@ -42,6 +45,8 @@ TAG = f"{ORG}/tags/{{tag_id}}"
 ARTICLE = f"{ORG}/articles/{{article_id}}"
 MEDIA = f"{ORG}/media/{{media_id}}"
 CANNED = f"{ORG}/canned-responses/{{canned_id}}"
+EVENT = f"{ORG}/events/{{event_id}}"
+SHIFT = f"{ORG}/events/{{event_id}}/shifts/{{shift_id}}"
 
 NOT_CLEARABLE: dict[str, tuple[str, ...]] = {
     ME: ("display_name", "timezone"),
@@ -52,6 +57,8 @@ NOT_CLEARABLE: dict[str, tuple[str, ...]] = {
     ARTICLE: ("title", "slug", "excerpt", "body", "version"),
     MEDIA: ("alt", "title"),  # text without a null: `""` clears it
     CANNED: ("short_code", "text"),
+    EVENT: ("title", "description", "starts_at", "ends_at", "timezone", "status"),
+    SHIFT: ("title", "description", "starts_at", "ends_at", "capacity"),
 }
 CLEARABLE: dict[str, tuple[str, ...]] = {
     ME: ("avatar_url",),
@@ -62,6 +69,8 @@ CLEARABLE: dict[str, tuple[str, ...]] = {
     ARTICLE: ("category_id", "featured_media_id"),
     MEDIA: (),
     CANNED: (),
+    EVENT: ("location",),
+    SHIFT: ("location",),
 }
 
 
@@ -121,7 +130,29 @@ async def _targets(session: AsyncSession, client: httpx.AsyncClient) -> dict[str
         title="Poster",
     )
     canned = CannedResponse(organization_id=org.id, short_code="refund", text="We refund.")
-    session.add_all([media, canned])
+    starts_at = datetime(2030, 6, 1, 8, tzinfo=UTC)
+    event = Event(
+        organization_id=org.id,
+        title="Summer fair",
+        description="<p>Fun</p>",
+        location="Town hall",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=10),
+        timezone="Europe/Paris",
+        status=EventStatus.published,
+    )
+    session.add_all([media, canned, event])
+    await session.flush()
+    shift = Shift(
+        organization_id=org.id,
+        event_id=event.id,
+        title="Bar",
+        location="Gate 2",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=4),
+        capacity=5,
+    )
+    session.add(shift)
     await session.flush()
     await sign_in(session, client, owner)
 
@@ -164,6 +195,11 @@ async def _targets(session: AsyncSession, client: httpx.AsyncClient) -> dict[str
         CANNED: Target(
             f"{orgs}/canned-responses/{canned.id}",
             reader(f"{orgs}/canned-responses/{canned.id}"),
+        ),
+        EVENT: Target(f"{orgs}/events/{event.id}", reader(f"{orgs}/events/{event.id}")),
+        SHIFT: Target(
+            f"{orgs}/events/{event.id}/shifts/{shift.id}",
+            reader(f"{orgs}/events/{event.id}/shifts/{shift.id}"),
         ),
     }
 
