@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from townsquare.auth import schemas as auth_schemas
-from townsquare.auth.deps import CurrentUser
+from townsquare.auth.deps import CurrentAuth, CurrentUser
 from townsquare.auth.router import clear_session_cookies
 from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.fields import RequestBody
-from townsquare.me import deletion
+from townsquare.me import deletion, export, export_schemas
 from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
 
 router = APIRouter(route_class=TransactionalRoute)
@@ -56,3 +56,27 @@ async def delete_account(
     )
     await deletion.delete_account(session, settings, user, password=body.password)
     clear_session_cookies(response, settings)
+
+
+@router.get(
+    "/me/export",
+    response_model=export_schemas.AccountExport,
+    tags=["me"],
+    responses={
+        200: {"description": "A JSON download (`Content-Disposition: attachment`)"},
+        401: {"description": "`not_authenticated`"},
+    },
+)
+async def export_my_data(
+    auth: CurrentAuth, response: Response, session: DbSession, settings: AppSettings
+) -> export_schemas.AccountExport:
+    """Everything Townsquare holds about the caller, as a JSON file: profile, memberships,
+    live sessions (no token hashes), articles authored (ids and titles), support
+    conversations opened and messages sent (no internal notes), media uploaded (metadata),
+    invitations to their address and audit entries about them. No secret and nothing
+    private of other people."""
+    exported = await export.build_export(session, settings, auth.user, current=auth.session)
+    day = exported.exported_at.strftime("%Y-%m-%d")
+    response.headers["Content-Disposition"] = f'attachment; filename="townsquare-export-{day}.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return exported

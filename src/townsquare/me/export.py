@@ -1,0 +1,223 @@
+"""`GET /me/export`: everything Townsquare holds about the signed-in person, as JSON.
+
+Only the person's own data: no secret (password, session or token hashes), no storage
+keys, no internal notes, and nothing other people wrote except where it is about them
+(audit entries, whose `email` values other than the person's own are left out).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from townsquare.auth import service as auth_service
+from townsquare.auth.models import User, UserSession
+from townsquare.cms.models import Article
+from townsquare.config import Settings
+from townsquare.kit import clock
+from townsquare.me import export_schemas as out
+from townsquare.media.models import MediaItem
+from townsquare.orgs.models import AuditLogEntry, Invitation, Membership, Organization
+from townsquare.support.models import ChatMessage, Conversation
+
+
+def _org(org: Organization) -> out.OrganizationRef:
+    return out.OrganizationRef(id=org.id, slug=org.slug, name=org.name)
+
+
+async def build_export(
+    session: AsyncSession, settings: Settings, user: User, *, current: UserSession
+) -> out.AccountExport:
+    return out.AccountExport(
+        exported_at=clock.now(),
+        profile=out.ExportedProfile(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            timezone=user.timezone,
+            avatar_url=user.avatar_url,
+            is_staff=user.is_staff,
+            email_verified_at=user.email_verified_at,
+            last_login_at=user.last_login_at,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        ),
+        memberships=await _memberships(session, user),
+        sessions=[
+            out.ExportedSession(
+                id=record.id,
+                user_agent=record.user_agent,
+                ip=record.ip,
+                created_at=record.created_at,
+                last_seen_at=record.last_seen_at,
+                expires_at=record.expires_at,
+                current=record.id == current.id,
+            )
+            for record in await auth_service.list_sessions(session, settings, user.id)
+        ],
+        articles=await _articles(session, user),
+        conversations=await _conversations(session, user),
+        messages=await _messages(session, user),
+        media=await _media(session, user),
+        invitations=await _invitations(session, user),
+        audit_log=await _audit_entries(session, user),
+    )
+
+
+async def _memberships(session: AsyncSession, user: User) -> list[out.ExportedMembership]:
+    rows = await session.execute(
+        select(Membership, Organization)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(Membership.user_id == user.id)
+        .order_by(Membership.created_at, Membership.id)
+    )
+    return [
+        out.ExportedMembership(organization=_org(org), role=m.role.value, joined_at=m.created_at)
+        for m, org in rows
+    ]
+
+
+async def _articles(session: AsyncSession, user: User) -> list[out.ExportedArticle]:
+    rows = await session.execute(
+        select(Article, Organization)
+        .join(Organization, Organization.id == Article.organization_id)
+        .where(Article.author_id == user.id)
+        .order_by(Article.created_at, Article.id)
+    )
+    return [
+        out.ExportedArticle(
+            id=article.id,
+            organization=_org(org),
+            title=article.title,
+            status=article.status.value,
+            created_at=article.created_at,
+            published_at=article.published_at,
+        )
+        for article, org in rows
+    ]
+
+
+async def _conversations(session: AsyncSession, user: User) -> list[out.ExportedConversation]:
+    rows = await session.execute(
+        select(Conversation, Organization)
+        .join(Organization, Organization.id == Conversation.organization_id)
+        .where(Conversation.customer_id == user.id)
+        .order_by(Conversation.created_at, Conversation.id)
+    )
+    return [
+        out.ExportedConversation(
+            id=conversation.id,
+            organization=_org(org),
+            subject=conversation.subject,
+            status=conversation.status.value,
+            rating=conversation.rating,
+            rating_comment=conversation.rating_comment,
+            created_at=conversation.created_at,
+            resolved_at=conversation.resolved_at,
+        )
+        for conversation, org in rows
+    ]
+
+
+async def _messages(session: AsyncSession, user: User) -> list[out.ExportedMessage]:
+    rows = await session.execute(
+        select(ChatMessage, Organization)
+        .join(Organization, Organization.id == ChatMessage.organization_id)
+        .where(ChatMessage.sender_id == user.id, ChatMessage.internal.is_(False))
+        .order_by(ChatMessage.created_at, ChatMessage.id)
+    )
+    return [
+        out.ExportedMessage(
+            id=message.id,
+            conversation_id=message.conversation_id,
+            organization=_org(org),
+            type=message.type.value,
+            body=message.body,
+            attachment_filename=message.attachment_filename,
+            created_at=message.created_at,
+        )
+        for message, org in rows
+    ]
+
+
+async def _media(session: AsyncSession, user: User) -> list[out.ExportedMedia]:
+    rows = await session.execute(
+        select(MediaItem, Organization)
+        .join(Organization, Organization.id == MediaItem.organization_id)
+        .where(MediaItem.uploaded_by_id == user.id)
+        .order_by(MediaItem.created_at, MediaItem.id)
+    )
+    return [
+        out.ExportedMedia(
+            id=item.id,
+            organization=_org(org),
+            filename=item.filename,
+            content_type=item.content_type,
+            size=item.size,
+            width=item.width,
+            height=item.height,
+            alt=item.alt,
+            title=item.title,
+            status=item.status.value,
+            created_at=item.created_at,
+        )
+        for item, org in rows
+    ]
+
+
+async def _invitations(session: AsyncSession, user: User) -> list[out.ExportedInvitation]:
+    now = clock.now()
+    rows = await session.execute(
+        select(Invitation, Organization)
+        .join(Organization, Organization.id == Invitation.organization_id)
+        .where(Invitation.email == user.email)
+        .order_by(Invitation.created_at, Invitation.id)
+    )
+    return [
+        out.ExportedInvitation(
+            id=invitation.id,
+            organization=_org(org),
+            role=invitation.role.value,
+            status=invitation.effective_status(now).value,
+            created_at=invitation.created_at,
+            expires_at=invitation.expires_at,
+        )
+        for invitation, org in rows
+    ]
+
+
+async def _audit_entries(session: AsyncSession, user: User) -> list[out.ExportedAuditEntry]:
+    rows = await session.execute(
+        select(AuditLogEntry, Organization)
+        .join(Organization, Organization.id == AuditLogEntry.organization_id)
+        .where(
+            or_(
+                AuditLogEntry.actor_id == user.id,
+                AuditLogEntry.data["user_id"].as_string() == str(user.id),
+                AuditLogEntry.data["email"].as_string() == user.email,
+            )
+        )
+        .order_by(AuditLogEntry.created_at, AuditLogEntry.id)
+    )
+    return [
+        out.ExportedAuditEntry(
+            id=entry.id,
+            organization=_org(org),
+            action=entry.action,
+            actor_id=entry.actor_id,
+            target_type=entry.target_type,
+            target_id=entry.target_id,
+            data=_own_data(entry.data, user),
+            created_at=entry.created_at,
+        )
+        for entry, org in rows
+    ]
+
+
+def _own_data(data: dict[str, Any], user: User) -> dict[str, Any]:
+    """The entry's data without other people's addresses (an invitee's, say)."""
+    return {
+        key: value for key, value in data.items() if not (key == "email" and value != user.email)
+    }
