@@ -75,7 +75,7 @@ class TestRegistration:
         routes = app.router.routes
         public = [i for i, r in enumerate(routes) if isinstance(r, Route) and "/public/" in r.path]
         first_included = next(i for i, r in enumerate(routes) if not isinstance(r, Route))
-        assert len(public) == 3
+        assert len(public) == 4
         assert max(public) < first_included
 
     async def test_public_routes_are_documented(self, client: httpx.AsyncClient) -> None:
@@ -271,7 +271,7 @@ class TestFeed:
         assert (content.get("type"), content.text) == ("html", "<p>a &amp; b</p>")
         link = entry.find(f"{ATOM}link")
         assert link is not None
-        assert link.get("href", "").endswith(f"/public/orgs/{org.slug}/articles/fish")
+        assert link.get("href") == f"http://testserver/o/{org.slug}/articles/fish"
         assert b"<Chips>" not in response.content
 
 

@@ -1,238 +1,36 @@
 """The public read model: published articles straight from SQLAlchemy Core rows to JSON.
 
 This is the hot path of the API, so it loads no ORM objects: one prebuilt statement per
-request (the org and its `cms` module are checked inside it, the tags come aggregated as
-`[slug, name]` pairs), only the columns the response shows, keyset paging on
-`(published_at, id)`, and the response body serialized once by pydantic-core. On
-PostgreSQL the statements, compiled once, run straight on asyncpg connections of the
-database's read pool (`townsquare.read_pool`).
+request (`cms.public_statements`: the org and its `cms` module are checked inside it, the
+tags come aggregated as `[slug, name]` pairs), only the columns the response shows, keyset
+paging, and the response body serialized once by pydantic-core. On PostgreSQL the
+statements, compiled once, run straight on asyncpg connections of the database's read
+pool (`townsquare.read_pool`).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import JSON, Select, Table, Text, and_, bindparam, func, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 from starlette.requests import Request
 
-from townsquare.auth.models import User
-from townsquare.cms.enums import ArticleStatus
-from townsquare.cms.models import Article, ArticleTag, Category, Tag
+from townsquare.cms.public_cache import etag_of, newest
+from townsquare.cms.public_statements import FEED_ENTRIES, Statements, statements
 from townsquare.db import Database, SessionSource
 from townsquare.kit.pagination import decode_cursor, encode_cursor
-from townsquare.orgs.enums import Module
-from townsquare.orgs.models import Organization, OrganizationModule
 from townsquare.read_pool import CompiledReads, DriverReads, ReadStatement
+
+__all__ = ["FEED_ENTRIES", "Reader", "reader"]
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-FEED_ENTRIES = 50
-
-articles = cast(Table, Article.__table__)
-article_tags = cast(Table, ArticleTag.__table__)
-categories = cast(Table, Category.__table__)
-tags = cast(Table, Tag.__table__)
-users = cast(Table, User.__table__)
-organizations = cast(Table, Organization.__table__)
-organization_modules = cast(Table, OrganizationModule.__table__)
-
-# The org named in the path, if it exists and has the cms module on.
-_public_org_id = (
-    select(organizations.c.id)
-    .join(
-        organization_modules,
-        and_(
-            organization_modules.c.organization_id == organizations.c.id,
-            organization_modules.c.module == Module.cms,
-        ),
-    )
-    .where(organizations.c.slug == bindparam("org"))
-    .scalar_subquery()
-)
-
-
-def _tags(dialect: str) -> ColumnElement[Any]:
-    """The article's tags as `[slug, name]` pairs: a two-dimensional text array on
-    PostgreSQL (NULL when none), which asyncpg decodes into lists without a JSON parse in
-    Python; a JSON array of arrays on SQLite."""
-    agg: ColumnElement[Any]
-    if dialect == "postgresql":
-        agg = func.array_agg(array([tags.c.slug, tags.c.name]), type_=ARRAY(Text, dimensions=2))
-    else:
-        agg = func.json_group_array(func.json_array(tags.c.slug, tags.c.name), type_=JSON)
-    return (
-        select(agg)
-        .select_from(article_tags.join(tags, tags.c.id == article_tags.c.tag_id))
-        .where(article_tags.c.article_id == articles.c.id)
-        .scalar_subquery()
-    )
-
-
-def _item_columns(dialect: str) -> list[ColumnElement[Any]]:
-    return [
-        articles.c.id,
-        articles.c.slug,
-        articles.c.title,
-        articles.c.excerpt,
-        articles.c.published_at,
-        articles.c.author_id,
-        users.c.display_name.label("author_name"),
-        categories.c.slug.label("category_slug"),
-        categories.c.name.label("category_name"),
-        _tags(dialect).label("tags"),
-    ]
-
-
-def _with_joins(stmt: Select[Any]) -> Select[Any]:
-    return stmt.select_from(
-        articles.outerjoin(users, users.c.id == articles.c.author_id).outerjoin(
-            categories, categories.c.id == articles.c.category_id
-        )
-    )
-
-
-def _is_published() -> ColumnElement[bool]:
-    return and_(
-        articles.c.organization_id == _public_org_id,
-        articles.c.status == ArticleStatus.published,
-    )
-
-
-def _after(published_at: ColumnElement[Any], id_: ColumnElement[Any]) -> ColumnElement[bool]:
-    """Keyset condition: rows older than the cursor's `(published_at, id)`."""
-    return tuple_(published_at, id_) < tuple_(
-        bindparam("after_published_at", type_=articles.c.published_at.type),
-        bindparam("after_id", type_=articles.c.id.type),
-    )
-
-
-def _keys_first(
-    columns: list[ColumnElement[Any]],
-    keys: Select[Any],
-    published_at: ColumnElement[Any],
-    id_: ColumnElement[Any],
-) -> tuple[Select[Any], Select[Any]]:
-    """The first and the next-page statement of a listing whose `keys` (id, published_at)
-    come from one index: the keys are limited inside, the rows joined to them by primary
-    key outside. The keys are the org's already (its category or tag); the outer query
-    checks the status again, and adds no org condition, which would tempt the planner
-    away from the primary key."""
-    pages = []
-    for keyset in (keys, keys.where(_after(published_at, id_))):
-        page = (
-            keyset.order_by(published_at.desc(), id_.desc())
-            .limit(bindparam("limit"))
-            .subquery("page")
-        )
-        pages.append(
-            select(*columns)
-            .select_from(
-                page.join(articles, articles.c.id == page.c.id)
-                .outerjoin(users, users.c.id == articles.c.author_id)
-                .outerjoin(categories, categories.c.id == articles.c.category_id)
-            )
-            .where(articles.c.status == ArticleStatus.published)
-            .order_by(page.c.published_at.desc(), page.c.id.desc())
-        )
-    return pages[0], pages[1]
-
-
-class _Statements:
-    """The prebuilt statements of one dialect (building them per request costs time), each
-    under the key the read pool caches its compiled SQL by."""
-
-    def __init__(self, dialect: str) -> None:
-        columns = _item_columns(dialect)
-        newest_first = (articles.c.published_at.desc(), articles.c.id.desc())
-        after = _after(articles.c.published_at, articles.c.id)
-        base = _with_joins(select(*columns)).where(_is_published())
-        self.article = _read(
-            "article",
-            _with_joins(select(*columns, articles.c.body))
-            .where(_is_published(), articles.c.slug == bindparam("slug"))
-            .limit(1),
-        )
-        self.first_page = _read(
-            "first_page", base.order_by(*newest_first).limit(bindparam("limit"))
-        )
-        self.next_page = _read(
-            "next_page", base.where(after).order_by(*newest_first).limit(bindparam("limit"))
-        )
-        # A category or a tag: first the page's (published_at, id) keys from the index
-        # that serves them, then the rows, so page 500 costs what page 1 costs.
-        category_id = (
-            select(categories.c.id)
-            .where(
-                categories.c.organization_id == _public_org_id,
-                categories.c.slug == bindparam("category"),
-            )
-            .scalar_subquery()
-        )
-        category_keys = select(
-            articles.c.id.label("id"), articles.c.published_at.label("published_at")
-        ).where(
-            articles.c.category_id == category_id,
-            articles.c.status == ArticleStatus.published,
-        )
-        category_first, category_next = _keys_first(
-            columns, category_keys, articles.c.published_at, articles.c.id
-        )
-        self.category_first = _read("category_first", category_first)
-        self.category_next = _read("category_next", category_next)
-        tag_id = (
-            select(tags.c.id)
-            .where(tags.c.organization_id == _public_org_id, tags.c.slug == bindparam("tag"))
-            .scalar_subquery()
-        )
-        tag_keys = select(
-            article_tags.c.article_id.label("id"), article_tags.c.published_at.label("published_at")
-        ).where(article_tags.c.tag_id == tag_id, article_tags.c.published_at.is_not(None))
-        tag_first, tag_next = _keys_first(
-            columns, tag_keys, article_tags.c.published_at, article_tags.c.article_id
-        )
-        self.tag_first = _read("tag_first", tag_first)
-        self.tag_next = _read("tag_next", tag_next)
-        self.org = _read(
-            "org",
-            select(organizations.c.id, organizations.c.name)
-            .join(
-                organization_modules,
-                and_(
-                    organization_modules.c.organization_id == organizations.c.id,
-                    organization_modules.c.module == Module.cms,
-                ),
-            )
-            .where(organizations.c.slug == bindparam("org")),
-        )
-        self.feed = _read(
-            "feed",
-            _with_joins(select(*columns, articles.c.body, articles.c.updated_at))
-            .where(_is_published())
-            .order_by(*newest_first)
-            .limit(FEED_ENTRIES),
-        )
-
-
-def _read(name: str, statement: Select[Any]) -> ReadStatement:
-    return ReadStatement(f"cms.public.{name}", statement)
-
-
-_statements: dict[str, _Statements] = {}
-
-
-def statements(dialect: str) -> _Statements:
-    found = _statements.get(dialect)
-    if found is None:
-        found = _statements[dialect] = _Statements(dialect)
-    return found
 
 
 # --- connections ---------------------------------------------------------------------------
@@ -251,7 +49,7 @@ class Reader:
         self._driver: DriverReads | None = None
         self._session: AsyncSession | None = None
         self._connection: AsyncConnection | None = None
-        self.statements = statements("postgresql")
+        self.statements: Statements = statements("postgresql")
 
     async def __aenter__(self) -> Reader:
         source = self._source
@@ -343,30 +141,87 @@ def dumps(value: Any) -> bytes:
 # --- queries -------------------------------------------------------------------------------
 
 
+class Validators:
+    """What a public answer is validated by: its weak ETag and its Last-Modified time."""
+
+    __slots__ = ("etag", "last_modified")
+
+    def __init__(self, etag: str, last_modified: datetime | None) -> None:
+        self.etag = etag
+        self.last_modified = last_modified
+
+
+def _article_validators(row: Any) -> Validators:
+    """From the values the article's JSON is made of: its own row changes `updated_at`
+    with every edit (body, tags and publishing included); its author's and category's
+    names are in the ETag and their times in Last-Modified."""
+    found = row["tags"]
+    values = (
+        f"{row['id']}|{row['slug']}|{row['updated_at'].isoformat()}|"
+        f"{row['published_at'].isoformat()}|{row['author_id']}|{row['author_name']}|"
+        f"{row['category_slug']}|{row['category_name']}|{sorted(found) if found else ''}"
+    )
+    return Validators(
+        etag_of(values.encode()),
+        newest(row["updated_at"], row["author_updated_at"], row["category_updated_at"]),
+    )
+
+
 async def org_is_public(db: Reader, org: str) -> tuple[uuid.UUID, str] | None:
     """The org's id and name if it exists with the cms module on."""
     row = await db.first(db.statements.org, {"org": org})
     return (row["id"], row["name"]) if row is not None else None
 
 
-async def get_article(db: Reader, org: str, slug: str) -> dict[str, Any] | None:
-    """The published article as its public JSON object, or None."""
+async def org_profile(db: Reader, org: str) -> tuple[dict[str, Any], datetime] | None:
+    """The org's public profile and when it last changed, or None for no such org."""
+    row = await db.first(db.statements.org_profile, {"org": org})
+    if row is None:
+        return None
+    profile = {
+        "name": row["name"],
+        "slug": row["slug"],
+        "avatar_url": row["avatar_url"],
+        "timezone": row["timezone"],
+        "modules": sorted(row["modules"] or ()),
+    }
+    return profile, row["updated_at"]
+
+
+async def get_article(db: Reader, org: str, slug: str) -> tuple[dict[str, Any], Validators] | None:
+    """The published article as its public JSON object, with its validators, or None."""
     row = await db.first(db.statements.article, {"org": org, "slug": slug})
     if row is None:
         return None
     item = _item(row)
     item["body"] = row["body"]
-    return item
+    return item, _article_validators(row)
+
+
+async def article_validators(db: Reader, org: str, slug: str) -> Validators | None:
+    """The published article's validators (without reading its body), or None."""
+    row = await db.first(db.statements.article_validators, {"org": org, "slug": slug})
+    return _article_validators(row) if row is not None else None
+
+
+async def redirect_slug(db: Reader, org: str, slug: str) -> str | None:
+    """The current slug of the published article that had `slug` before, if any."""
+    row = await db.first(db.statements.old_slug, {"org": org, "slug": slug})
+    return row["slug"] if row is not None else None
 
 
 class BadCursor(ValueError):
     pass
 
 
-def _cursor_values(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _cursor_values(cursor: str, *, ranked: bool) -> dict[str, Any]:
+    """The keyset parameters of a cursor of this kind of list (a search's carries the
+    rank too)."""
     values = decode_cursor(cursor)
-    published, article = values.get("p"), values.get("i")
+    published, article, rank = values.get("p"), values.get("i"), values.get("r")
     if not isinstance(published, str) or not isinstance(article, str):
+        raise BadCursor()
+    if ranked != isinstance(rank, float) or isinstance(rank, bool):
         raise BadCursor()
     try:
         published_at = datetime.fromisoformat(published)
@@ -377,7 +232,22 @@ def _cursor_values(cursor: str) -> tuple[datetime, uuid.UUID]:
         published_at = published_at.astimezone(UTC)
     except (TypeError, ValueError, OverflowError) as exc:
         raise BadCursor() from exc
-    return published_at, article_id
+    params = {"after_published_at": published_at, "after_id": article_id}
+    if ranked:
+        params["after_rank"] = rank
+    return params
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _fts5_query(q: str) -> str | None:
+    """An FTS5 query for every word of `q` in the article's text columns (the words
+    quoted: nothing typed is FTS5 syntax), or None when `q` has no word."""
+    words = _WORD.findall(q)
+    if not words:
+        return None
+    return "{title excerpt body} : (" + " ".join(f'"{w}"' for w in words) + ")"
 
 
 async def list_articles(
@@ -388,33 +258,56 @@ async def list_articles(
     cursor: str | None,
     category: str | None,
     tag: str | None,
-) -> dict[str, Any] | None:
-    """A page `{"items", "next_cursor"}` of published articles, newest first; None when
-    the org is unknown or its cms module is off. Raises BadCursor for a foreign cursor."""
+    q: str | None = None,
+) -> tuple[dict[str, Any], datetime | None] | None:
+    """A page `{"items", "next_cursor"}` of published articles, newest first (best match
+    first with `q`), and the newest change among them; None when the org is unknown or its
+    cms module is off. `category` includes its subcategories. Raises BadCursor for a
+    foreign cursor."""
     st = db.statements
     params: dict[str, Any] = {"org": org, "limit": limit + 1}
+    search = q is not None
     if cursor is not None:
-        params["after_published_at"], params["after_id"] = _cursor_values(cursor)
-    if tag is not None:
-        stmt = st.tag_first if cursor is None else st.tag_next
-        params["tag"] = tag
-    elif category is not None:
-        stmt = st.category_first if cursor is None else st.category_next
-        params["category"] = category
-    else:
+        params.update(_cursor_values(cursor, ranked=search))
+    if category is None and tag is None and not search:
         stmt = st.first_page if cursor is None else st.next_page
-    rows = await db.all(stmt, params)
+    else:
+        stmt = st.listing(
+            category=category is not None, tag=tag is not None, search=search, first=cursor is None
+        )
+        if category is not None:
+            params["category"] = category
+        if tag is not None:
+            params["tag"] = tag
+        if q is not None:
+            params["q"] = q if st.dialect == "postgresql" else _fts5_query(q)
+    if search and params["q"] is None:
+        rows: Sequence[Any] = []
+    else:
+        rows = await db.all(stmt, params)
     if not rows and await org_is_public(db, org) is None:
         return None
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor({"p": iso(last["published_at"]), "i": str(last["id"])})
-    return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}
+        values: dict[str, Any] = {"p": iso(last["published_at"]), "i": str(last["id"])}
+        if search:
+            values["r"] = float(last["rank"])
+        next_cursor = encode_cursor(values)
+    page = {"items": [_item(r) for r in rows], "next_cursor": next_cursor}
+    return page, max((r["updated_at"] for r in rows), default=None)
 
 
-async def feed_entries(db: Reader, org: str) -> Sequence[Any]:
+async def feed_entries(
+    db: Reader, org: str, *, category: str | None = None, tag: str | None = None
+) -> Sequence[Any]:
     """The newest published articles (with body and updated_at) for the Atom feed."""
-    rows = await db.all(db.statements.feed, {"org": org})
+    params: dict[str, Any] = {"org": org}
+    if category is not None:
+        params["category"] = category
+    if tag is not None:
+        params["tag"] = tag
+    read = db.statements.feed(category=category is not None, tag=tag is not None)
+    rows = await db.all(read, params)
     return rows
