@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from townsquare.auth.deps import allowed_origins
 from townsquare.body_limit import BodyLimitMiddleware
 from townsquare.cms.public_router import add_public_routes
 from townsquare.config import Settings, get_settings
@@ -31,9 +32,6 @@ def api_router() -> APIRouter:
     from townsquare.auth.router import admin_router as auth_admin_router
     from townsquare.auth.router import router as auth_router
     from townsquare.cms.router import router as cms_router
-    from townsquare.events.public_router import router as events_public_router
-    from townsquare.events.router import router as events_router
-    from townsquare.events.signups_router import router as signups_router
     from townsquare.me.router import router as me_router
     from townsquare.media.router import router as media_router
     from townsquare.orgs.router import router as orgs_router
@@ -46,9 +44,6 @@ def api_router() -> APIRouter:
     router.include_router(me_router)
     router.include_router(auth_admin_router)
     router.include_router(cms_router)
-    router.include_router(events_router)
-    router.include_router(signups_router)
-    router.include_router(events_public_router)
     router.include_router(media_router)
     router.include_router(orgs_router)
     router.include_router(storage_router)
@@ -113,14 +108,14 @@ def create_app(
     app.add_middleware(LeanRoutes)
     # Inside CORS, so a 413 still carries the CORS headers a browser needs to read it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_JSON_BODY_BYTES)
-    if settings.ALLOWED_ORIGINS:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.ALLOWED_ORIGINS,
-            allow_credentials=True,
-            allow_methods=["*"],
-            allow_headers=["*"],
-        )
+    # The origins the CSRF and WebSocket checks accept: PUBLIC_URL's and ALLOWED_ORIGINS.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=sorted(allowed_origins(settings)),
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
     app.add_middleware(RequestContextMiddleware)
     # Flat on the app and ahead of every included router: the public reads are the hot
     # path, and an included router costs a walk of its tree per request (public_router).
