@@ -33,6 +33,7 @@ def api_router() -> APIRouter:
     from townsquare.auth.router import router as auth_router
     from townsquare.cms.router import router as cms_router
     from townsquare.me.router import router as me_router
+    from townsquare.me.shifts_router import router as me_shifts_router
     from townsquare.media.router import router as media_router
     from townsquare.orgs.router import router as orgs_router
     from townsquare.realtime.router import router as realtime_router
@@ -42,6 +43,7 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     router.include_router(auth_router)
     router.include_router(me_router)
+    router.include_router(me_shifts_router)
     router.include_router(auth_admin_router)
     router.include_router(cms_router)
     router.include_router(media_router)

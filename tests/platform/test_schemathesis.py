@@ -417,6 +417,9 @@ PUBLIC_OPERATIONS = {
     # Signing out without a session is a no-op that still clears the cookies (a browser
     # whose session expired must be able to sign out); it reads and changes nothing.
     ("POST", "/api/v1/auth/logout"),
+    # Calendar apps cannot sign in: the feed's secret token is its credential (an unknown
+    # or replaced one answers 404 calendar_feed_not_found).
+    ("GET", "/api/v1/me/shifts.ics"),
 }
 
 
