@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -13,7 +14,10 @@ from townsquare.auth.router import clear_session_cookies
 from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.fields import RequestBody
-from townsquare.me import deletion, export, export_schemas
+from townsquare.kit.pagination import Page, PageParams, page_params
+from townsquare.me import deletion, export, export_schemas, invitations
+from townsquare.orgs import invitations as orgs_invitations
+from townsquare.orgs import schemas as orgs_schemas
 from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
 
 router = APIRouter(route_class=TransactionalRoute)
@@ -80,3 +84,54 @@ async def export_my_data(
     response.headers["Content-Disposition"] = f'attachment; filename="townsquare-export-{day}.json"'
     response.headers["Cache-Control"] = "no-store"
     return exported
+
+
+@router.get(
+    "/me/invitations",
+    response_model=Page[invitations.MyInvitation],
+    tags=["me"],
+    responses={
+        401: {"description": "`not_authenticated`"},
+        403: {"description": "`email_not_verified`"},
+    },
+)
+async def my_invitations(
+    user: CurrentUser,
+    session: DbSession,
+    params: Annotated[PageParams, Depends(page_params)],
+) -> Page[invitations.MyInvitation]:
+    """Pending, unexpired invitations sent to the caller's verified address, from
+    organizations they are not in yet, newest first (organization, role, inviter, expiry).
+    An unverified address answers 403 `email_not_verified`."""
+    items, total = await invitations.list_my_invitations(session, user, params)
+    return Page[invitations.MyInvitation].of(items, params, total)
+
+
+@router.post(
+    "/me/invitations/{invitation_id}/accept",
+    response_model=orgs_schemas.InvitationAccepted,
+    tags=["me"],
+    responses={
+        401: {"description": "`not_authenticated`"},
+        403: {"description": "`email_not_verified` or `csrf_failed`"},
+        404: {"description": "`invitation_not_found` (also one sent to another address)"},
+        409: {"description": "`invitation_already_accepted` or `already_member`"},
+        410: {"description": "`invitation_expired` or `invitation_revoked`"},
+    },
+)
+async def accept_my_invitation(
+    invitation_id: uuid.UUID, user: CurrentUser, session: DbSession
+) -> orgs_schemas.InvitationAccepted:
+    """Join the organization of an invitation listed by `GET /me/invitations`; the same
+    rules as `POST /invitations/{token}/accept`."""
+    org, membership = await orgs_invitations.accept_invitation_by_id(session, user, invitation_id)
+    return orgs_schemas.InvitationAccepted(
+        organization=orgs_schemas.MyOrganization(
+            id=org.id,
+            name=org.name,
+            slug=org.slug,
+            avatar_url=org.avatar_url,
+            role=membership.role,
+        ),
+        member_id=membership.id,
+    )

@@ -306,6 +306,28 @@ async def accept_invitation(
     )
     if invitation is None:
         raise InvitationNotFound()
+    return await _accept(session, user, invitation)
+
+
+async def accept_invitation_by_id(
+    session: AsyncSession, user: User, invitation_id: uuid.UUID
+) -> tuple[Organization, Membership]:
+    """`accept_invitation` for an invitation listed by `GET /me/invitations`: one sent to
+    the user's own address (any other is not found)."""
+    invitation = await session.scalar(
+        select(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.email == normalize_email(user.email))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if invitation is None:
+        raise InvitationNotFound()
+    return await _accept(session, user, invitation)
+
+
+async def _accept(
+    session: AsyncSession, user: User, invitation: Invitation
+) -> tuple[Organization, Membership]:
     status = invitation.effective_status(clock.now())
     if status == InvitationStatus.revoked:
         raise InvitationRevoked()
