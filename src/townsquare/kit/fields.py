@@ -66,16 +66,62 @@ def reject_control_characters_but_newlines(value: str) -> str:
     return value
 
 
+# Characters that change how the text around them reads without showing themselves:
+# bidirectional embeddings, overrides, isolates and marks (`invoice\u202efdp.exe` reads
+# as `invoiceexe.pdf`), and zero-width spaces and joiners.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+ZERO_WIDTH = frozenset("\u200b\u2060\ufeff")
+# ZWNJ and ZWJ are part of the spelling of words in Persian, Arabic and Indic scripts and
+# of emoji sequences: allowed between two such characters, never next to ASCII or space.
+JOINERS = frozenset("\u200c\u200d")
+INVISIBLE_CHARACTER = "invisible_character"
+
+
+def _joins_script(before: str, after: str) -> bool:
+    return all(
+        c and not c.isascii() and not c.isspace() and c not in JOINERS for c in (before, after)
+    )
+
+
+def reject_invisible_characters(value: str) -> str:
+    """Refuse bidirectional controls and zero-width characters in one-line text (422
+    `invisible_character` on the field); multi-line bodies keep them."""
+    for index, char in enumerate(value):
+        if char in BIDI_CONTROLS or char in ZERO_WIDTH:
+            kind = "a bidirectional control" if char in BIDI_CONTROLS else "a zero-width character"
+        elif char in JOINERS:
+            before = value[index - 1] if index else ""
+            after = value[index + 1] if index + 1 < len(value) else ""
+            if _joins_script(before, after):
+                continue
+            kind = "a zero-width joiner outside a word"
+        else:
+            continue
+        raise PydanticCustomError(
+            INVISIBLE_CHARACTER,
+            "must not contain {kind} (U+{codepoint} at position {position})",
+            {"kind": kind, "codepoint": f"{ord(char):04X}", "position": index + 1},
+        )
+    return value
+
+
+def _single_line(value: str) -> str:
+    return reject_invisible_characters(reject_control_characters(value))
+
+
 @dataclass(frozen=True)
 class SingleLine:
-    """`Annotated[str, SingleLine(200)]`: stripped one-line text, no control characters."""
+    """`Annotated[str, SingleLine(200)]`: stripped one-line text, no control characters, no
+    bidirectional controls or zero-width characters (`reject_invisible_characters`)."""
 
     max_length: int
     min_length: int = 1
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
         return core_schema.no_info_after_validator_function(
-            reject_control_characters,
+            _single_line,
             core_schema.str_schema(
                 strip_whitespace=True, min_length=self.min_length, max_length=self.max_length
             ),
