@@ -19,10 +19,9 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def in_days(days: float, hour: int = 8) -> datetime:
-    """A whole hour `days` from now (UTC)."""
-    base = clock.now().replace(minute=0, second=0, microsecond=0, hour=hour)
-    return base + timedelta(days=days)
+def in_days(days: float) -> datetime:
+    """`days` from the start of the current hour (UTC)."""
+    return clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=days)
 
 
 def events_url(slug: str) -> str:
