@@ -19,8 +19,10 @@ from townsquare.health.router import router as health_router
 from townsquare.logs import configure_logging
 from townsquare.middleware import RequestContextMiddleware
 from townsquare.openapi import build_openapi
+from townsquare.proxies import ForwardedClientMiddleware, TrustedProxies
 from townsquare.ratelimit import close_rate_limiter
 from townsquare.realtime.bus import create_bus, set_bus
+from townsquare.realtime.rechecks import close_rechecks
 from townsquare.routing import LeanRoutes
 from townsquare.storage.factory import create_storage
 
@@ -32,6 +34,9 @@ def api_router() -> APIRouter:
     from townsquare.auth.router import admin_router as auth_admin_router
     from townsquare.auth.router import router as auth_router
     from townsquare.cms.router import router as cms_router
+    from townsquare.events.public_router import router as events_public_router
+    from townsquare.events.router import router as events_router
+    from townsquare.events.signups_router import router as signups_router
     from townsquare.me.router import router as me_router
     from townsquare.me.shifts_router import router as me_shifts_router
     from townsquare.media.router import router as media_router
@@ -46,6 +51,9 @@ def api_router() -> APIRouter:
     router.include_router(me_shifts_router)
     router.include_router(auth_admin_router)
     router.include_router(cms_router)
+    router.include_router(events_router)
+    router.include_router(signups_router)
+    router.include_router(events_public_router)
     router.include_router(media_router)
     router.include_router(orgs_router)
     router.include_router(storage_router)
@@ -79,6 +87,7 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.stop()
+            await close_rechecks(app.state)
             await bus.close()
             set_bus(None)
             await close_rate_limiter(app)
@@ -119,6 +128,11 @@ def create_app(
         allow_headers=["*"],
     )
     app.add_middleware(RequestContextMiddleware)
+    if settings.TRUSTED_PROXIES:
+        # Outermost: the access log, rate limits and sessions all see the forwarded client.
+        app.add_middleware(
+            ForwardedClientMiddleware, trusted=TrustedProxies(settings.TRUSTED_PROXIES)
+        )
     # Flat on the app and ahead of every included router: the public reads are the hot
     # path, and an included router costs a walk of its tree per request (public_router).
     add_public_routes(app.router, API_PREFIX)

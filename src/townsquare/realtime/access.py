@@ -4,6 +4,8 @@ organization where they are an agent."""
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,16 +21,30 @@ from townsquare.support.models import Conversation
 async def agent_organizations(session: AsyncSession, user_id: uuid.UUID) -> frozenset[uuid.UUID]:
     """The organizations whose inbox `user_id` works: their role has `support:inbox` and the
     organization has the support module on."""
+    return (await agent_organizations_of(session, [user_id])).get(user_id, frozenset())
+
+
+async def agent_organizations_of(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
+    """`agent_organizations` of several users in one query (users with none left out)."""
+    wanted = list(user_ids)
+    if not wanted:
+        return {}
     rows = await session.execute(
-        select(Membership.organization_id, Membership.role)
+        select(Membership.user_id, Membership.organization_id, Membership.role)
         .join(
             OrganizationModule,
             (OrganizationModule.organization_id == Membership.organization_id)
             & (OrganizationModule.module == Module.support),
         )
-        .where(Membership.user_id == user_id)
+        .where(Membership.user_id.in_(wanted))
     )
-    return frozenset(org_id for org_id, role in rows if role_has(role, Permission.support_inbox))
+    found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for member_id, org_id, role in rows.tuples():
+        if role_has(role, Permission.support_inbox):
+            found[member_id].add(org_id)
+    return {member_id: frozenset(orgs) for member_id, orgs in found.items()}
 
 
 def channels_for(user_id: uuid.UUID, agent_of: frozenset[uuid.UUID]) -> set[str]:

@@ -66,6 +66,7 @@ from townsquare.db import SessionSource, transaction
 from townsquare.errors import problem
 from townsquare.realtime.access import agent_organizations
 from townsquare.realtime.bus import Bus, get_bus
+from townsquare.realtime.rechecks import rechecks_of
 from townsquare.realtime.socket import Close, LiveSocket, close_socket
 
 router = APIRouter(tags=["live events"])
@@ -101,6 +102,7 @@ async def live_events(websocket: WebSocket) -> None:
         auth=auth,
         token=websocket.cookies.get(settings.SESSION_COOKIE_NAME, ""),
         agent_of=agent_of,
+        rechecks=rechecks_of(websocket.app.state),
     )
     await live.run()
 

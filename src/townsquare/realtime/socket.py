@@ -15,18 +15,17 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
-from townsquare.auth import sessions
 from townsquare.auth.deps import Authenticated
 from townsquare.config import Settings
 from townsquare.db import SessionSource, transaction
 from townsquare.realtime.access import (
     ConversationParties,
-    agent_organizations,
     channels_for,
     conversation_parties,
 )
 from townsquare.realtime.bus import Bus, Delivery, Subscription
 from townsquare.realtime.events import org_agents_channel, user_channel
+from townsquare.realtime.rechecks import AccessRechecks
 
 logger = logging.getLogger("townsquare.realtime")
 
@@ -75,6 +74,7 @@ class LiveSocket:
         auth: Authenticated,
         token: str,
         agent_of: frozenset[uuid.UUID],
+        rechecks: AccessRechecks,
     ) -> None:
         self.websocket = websocket
         self.settings = settings
@@ -85,6 +85,7 @@ class LiveSocket:
         self.session_id = auth.session.id
         self._token = token
         self.agent_of = agent_of
+        self.rechecks = rechecks
         self.channels = channels_for(self.user_id, agent_of)
         self._send_lock = asyncio.Lock()
         self._recent: OrderedDict[str, tuple[float, set[str]]] = OrderedDict()
@@ -201,12 +202,11 @@ class LiveSocket:
 
     async def _recheck(self) -> frozenset[uuid.UUID] | None:
         """The organizations the user is an agent of now, or None if the session ended."""
-        async with transaction(self.database, write=False) as session:
-            found = await sessions.find_live_session(session, self.settings, self._token)
-            if found is None or found[0].id != self.session_id:
-                return None
-            self.display_name = found[1].display_name
-            return await agent_organizations(session, self.user_id)
+        access = await self.rechecks.check(self._token)
+        if access is None or access.session_id != self.session_id:
+            return None
+        self.display_name = access.display_name
+        return access.agent_of
 
     async def _change_access(
         self, subscription: Subscription, agent_of: frozenset[uuid.UUID]

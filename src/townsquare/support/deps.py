@@ -11,10 +11,10 @@ from townsquare.auth.deps import CurrentUser
 from townsquare.db import DbSession
 from townsquare.kit.slugs import is_valid_slug
 from townsquare.orgs.context import OrgContext
-from townsquare.orgs.deps import module_enabled, org_guard
+from townsquare.orgs.deps import org_guard
 from townsquare.orgs.enums import Module, Permission
 from townsquare.orgs.errors import ModuleDisabled, OrganizationNotFound
-from townsquare.orgs.models import Membership, Organization
+from townsquare.orgs.models import Membership, Organization, OrganizationModule
 from townsquare.support.context import SupportCaller
 
 SupportAgent = Annotated[OrgContext, org_guard(Permission.support_inbox, module=Module.support)]
@@ -31,9 +31,18 @@ async def support_caller(
     `organization_not_found` for no such org, 403 `module_disabled`); members or not."""
     if not is_valid_slug(org):
         raise OrganizationNotFound()
+    # One statement: the org, the caller's membership and whether support is on.
+    support_on = (
+        select(OrganizationModule.module)
+        .where(
+            OrganizationModule.organization_id == Organization.id,
+            OrganizationModule.module == Module.support,
+        )
+        .exists()
+    )
     row = (
         await session.execute(
-            select(Organization, Membership)
+            select(Organization, Membership, support_on)
             .outerjoin(
                 Membership,
                 and_(Membership.organization_id == Organization.id, Membership.user_id == user.id),
@@ -43,8 +52,8 @@ async def support_caller(
     ).first()
     if row is None:
         raise OrganizationNotFound()
-    organization, membership = row
-    if not await module_enabled(session, organization.id, Module.support):
+    organization, membership, enabled = row
+    if not enabled:
         raise ModuleDisabled()
     return SupportCaller(org=organization, user=user, membership=membership)
 

@@ -15,7 +15,7 @@ from townsquare.support.context import SupportCaller
 from townsquare.support.enums import ChatMessageType, ChatParticipantRole, ConversationStatus
 from townsquare.support.errors import AgentsOnly, ConversationClosed
 from townsquare.support.models import ChatMessage, Conversation
-from townsquare.support.timeline import MessageRetried, StoredAttachment, append
+from townsquare.support.timeline import StoredAttachment, append
 
 
 async def send_message(
@@ -74,24 +74,20 @@ async def post(
         raise ConversationClosed()
     if role == ChatParticipantRole.customer and conversation.status == ConversationStatus.resolved:
         await status.reopen_for_customer(session, caller, conversation, settings=settings)
-    try:
-        message = await append(
-            session,
-            conversation,
-            sender=caller.user,
-            role=role,
-            type_=ChatMessageType.text if attachment is None else ChatMessageType.attachment,
-            body=body,
-            internal=internal,
-            client_msg_id=client_msg_id,
-            attachment=attachment,
-            settings=settings,
-        )
-    except MessageRetried:
-        winner = await sent_with(session, conversation, caller, client_msg_id or "")
-        if winner is None:
-            raise
-        return await _present(session, winner, storage, settings), False
+    # Under the conversation's row lock the check above is final: no other request of
+    # this conversation inserts a message until this one ends.
+    message = await append(
+        session,
+        conversation,
+        sender=caller.user,
+        role=role,
+        type_=ChatMessageType.text if attachment is None else ChatMessageType.attachment,
+        body=body,
+        internal=internal,
+        client_msg_id=client_msg_id,
+        attachment=attachment,
+        settings=settings,
+    )
     # Writing a message means having read up to it.
     await reads.advance(session, conversation, caller.user.id, role, message.seq)
     urls = await views.sign_attachments([message], storage=storage, settings=settings)
