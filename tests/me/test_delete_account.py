@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -14,6 +15,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.auth.helpers import login, outbox_bodies, register
+from tests.events.feed_helpers import make_event, make_shift, sign_up
 from tests.factories import (
     DEFAULT_PASSWORD,
     add_member,
@@ -28,6 +30,8 @@ from townsquare.auth.models import User, UserSession, UserToken
 from townsquare.config import Settings
 from townsquare.db import Database, transaction
 from townsquare.email.models import OutboxEmail
+from townsquare.events.enums import SignupStatus
+from townsquare.kit import clock
 from townsquare.main import create_app
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.models import AuditLogEntry, Membership
@@ -139,6 +143,38 @@ class TestDeleteAccount:
         await sign_in(session, client, user)
         assert (await client.request("DELETE", ME)).status_code == 422
         assert (await client.get(ME)).status_code == 200
+
+
+class TestShifts:
+    async def test_upcoming_places_go_to_the_waiting_list(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        waiting = await create_user(session, display_name="Wai Ting")
+        org = await create_organization(session, owner=await create_user(session))
+        for person in (user, waiting):
+            await add_member(session, org, person, MemberRole.member)
+        event = await make_event(session, org, starts_at=clock.now() - timedelta(days=1), days=5)
+        past = await make_shift(session, event, starts_at=clock.now() - timedelta(hours=6))
+        full = await make_shift(
+            session, event, starts_at=clock.now() + timedelta(days=1), capacity=1
+        )
+        worked = await sign_up(session, past, user)
+        mine = await sign_up(session, full, user)
+        queued = await sign_up(session, full, waiting, status=SignupStatus.waitlisted)
+        await sign_in(session, client, user)
+        token = (await client.post(f"{API}/me/calendar-token")).json()["token"]
+
+        assert (await _delete(client)).status_code == 204
+
+        for row in (worked, mine, queued, full):
+            await session.refresh(row)
+        assert worked.status == SignupStatus.confirmed
+        assert mine.status == SignupStatus.cancelled
+        assert queued.status == SignupStatus.confirmed
+        assert full.confirmed_count == 1
+        feed = await client.get(f"{API}/me/shifts.ics", params={"token": token})
+        assert feed.status_code == 404
 
 
 class TestLastOwner:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.events.feed_helpers import make_event, make_shift, sign_up
 from tests.factories import (
     add_member,
     create_article,
@@ -17,6 +20,7 @@ from tests.factories import (
 from tests.orgs.conftest import NewClient
 from tests.support.conftest import make_desk
 from townsquare.auth.models import UserSession
+from townsquare.kit import clock
 from townsquare.orgs.enums import MemberRole
 
 API = "/api/v1"
@@ -34,6 +38,9 @@ class TestExport:
         picture = await create_media(session, desk.other_org, filename="holiday.png")
         picture.uploaded_by_id = me.id
         await create_media(session, desk.other_org, filename="not-mine.png")
+        event = await make_event(session, desk.other_org, title="Street party")
+        shift = await make_shift(session, event, starts_at=clock.now() + timedelta(days=1))
+        signup = await sign_up(session, shift, me)
         mine = await desk.open("customer", subject="My order", body="Hello from me")
         await desk.send("agent", mine["id"], "We are on it")
         await desk.send("agent", mine["id"], "Note about this customer", internal=True)
@@ -67,6 +74,9 @@ class TestExport:
         assert [c["subject"] for c in data["conversations"]] == ["My order"]
         assert [m["body"] for m in data["messages"]] == ["Hello from me"]
         assert [m["filename"] for m in data["media"]] == ["holiday.png"]
+        assert [(s["id"], s["event_title"], s["status"]) for s in data["signups"]] == [
+            (str(signup.id), "Street party", "confirmed")
+        ]
         assert [(i["organization"]["slug"], i["status"]) for i in data["invitations"]] == [
             (desk.org.slug, "pending")
         ]

@@ -77,7 +77,7 @@ async def export_my_data(
     """Everything Townsquare holds about the caller, as a JSON file: profile, memberships,
     live sessions (no token hashes), articles authored (ids and titles), support
     conversations opened and messages sent (no internal notes), media uploaded (metadata),
-    invitations to their address and audit entries about them. No secret and nothing
+    shift signups, invitations to their address and audit entries about them. No secret and nothing
     private of other people."""
     exported = await export.build_export(session, settings, auth.user, current=auth.session)
     day = exported.exported_at.strftime("%Y-%m-%d")

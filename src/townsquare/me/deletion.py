@@ -5,13 +5,16 @@ organizations keeps pointing at someone: articles keep their author, chat messag
 sender and audit entries their actor id, all shown as "Deleted user". Everything that
 says who the person was, or lets anyone act as them, goes: email (replaced by an
 undeliverable `deleted-<id>@deleted.invalid`), name, avatar, password, memberships,
-sessions, emailed tokens and the outbox emails to their address.
+sessions, emailed tokens, the calendar feed's token and the outbox emails to their
+address. Signups for shifts that have not started are cancelled (a freed place goes to
+the waiting list, as when a volunteer cancels); past ones stay.
 
 Under concurrency: the user row is locked first (`FOR NO KEY UPDATE`, which foreign-key
 checks of rows that reference the user do not wait for), then every organization the
 user belongs to, in id order, as `orgs.members` does for departures; so two owners
 deleting their accounts at once cannot both leave an organization, and a second
-deletion of the same account finds it gone.
+deletion of the same account finds it gone. Shifts are locked last, in id order (sign-ups
+also lock the user before the shift).
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ from townsquare.auth.errors import WrongCurrentPassword
 from townsquare.auth.models import User, UserSession, UserToken
 from townsquare.config import Settings
 from townsquare.email.models import OutboxEmail
+from townsquare.events import waitlist
+from townsquare.events.calendar_tokens import CalendarToken
+from townsquare.events.enums import ACTIVE_SIGNUP_STATUSES, SignupStatus
+from townsquare.events.models import Event, Shift, Signup
+from townsquare.events.shifts import lock_shift
+from townsquare.kit import clock
 from townsquare.me.errors import LastOwnerOfOrganizations
 from townsquare.orgs import audit
 from townsquare.orgs.context import OrgContext
@@ -67,6 +76,7 @@ async def delete_account(
         raise NotAuthenticated()
     memberships = await _lock_memberships(session, user)
     await _refuse_last_owner(session, memberships)
+    await _cancel_upcoming_signups(session, settings, user)
     for membership, org in memberships:
         await session.delete(membership)
         await session.flush()
@@ -79,6 +89,7 @@ async def delete_account(
         )
     await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     await session.execute(delete(UserToken).where(UserToken.user_id == user.id))
+    await session.execute(delete(CalendarToken).where(CalendarToken.user_id == user.id))
     await session.execute(delete(OutboxEmail).where(OutboxEmail.to_address == user.email))
     user.email = deleted_email(user.id)
     user.display_name = DELETED_NAME
@@ -144,3 +155,45 @@ async def _refuse_last_owner(
             ]
         },
     )
+
+
+async def _cancel_upcoming_signups(session: AsyncSession, settings: Settings, user: User) -> None:
+    now = clock.now()
+    shift_ids = sorted(
+        set(
+            await session.scalars(
+                select(Signup.shift_id)
+                .join(Shift, Shift.id == Signup.shift_id)
+                .where(
+                    Signup.user_id == user.id,
+                    Signup.status.in_(ACTIVE_SIGNUP_STATUSES),
+                    Shift.starts_at > now,
+                )
+            )
+        )
+    )
+    for shift_id in shift_ids:
+        shift = await lock_shift(session, shift_id)
+        if shift is None:
+            continue
+        signups = await session.scalars(
+            select(Signup)
+            .where(
+                Signup.shift_id == shift.id,
+                Signup.user_id == user.id,
+                Signup.status.in_(ACTIVE_SIGNUP_STATUSES),
+            )
+            .execution_options(populate_existing=True)
+        )
+        freed = 0
+        for signup in signups:
+            if signup.status == SignupStatus.confirmed:
+                freed += 1
+            signup.status = SignupStatus.cancelled
+            signup.cancelled_at = now
+            signup.cancelled_by_id = user.id
+        shift.confirmed_count -= freed
+        await session.flush()
+        if freed:
+            event = await session.get_one(Event, shift.event_id)
+            await waitlist.promote(session, shift, event, now=now, settings=settings)

@@ -16,6 +16,7 @@ from townsquare.auth import service as auth_service
 from townsquare.auth.models import User, UserSession
 from townsquare.cms.models import Article
 from townsquare.config import Settings
+from townsquare.events.models import Event, Shift, Signup
 from townsquare.kit import clock
 from townsquare.me import export_schemas as out
 from townsquare.media.models import MediaItem
@@ -61,6 +62,7 @@ async def build_export(
         conversations=await _conversations(session, user),
         messages=await _messages(session, user),
         media=await _media(session, user),
+        signups=await _signups(session, user),
         invitations=await _invitations(session, user),
         audit_log=await _audit_entries(session, user),
     )
@@ -164,6 +166,32 @@ async def _media(session: AsyncSession, user: User) -> list[out.ExportedMedia]:
             created_at=item.created_at,
         )
         for item, org in rows
+    ]
+
+
+async def _signups(session: AsyncSession, user: User) -> list[out.ExportedSignup]:
+    rows = await session.execute(
+        select(Signup, Shift, Event, Organization)
+        .join(Shift, Shift.id == Signup.shift_id)
+        .join(Event, Event.id == Signup.event_id)
+        .join(Organization, Organization.id == Signup.organization_id)
+        .where(Signup.user_id == user.id)
+        .order_by(Shift.starts_at, Signup.id)
+    )
+    return [
+        out.ExportedSignup(
+            id=signup.id,
+            organization=_org(org),
+            event_id=event.id,
+            event_title=event.title,
+            shift_id=shift.id,
+            shift_title=shift.title,
+            starts_at=shift.starts_at,
+            ends_at=shift.ends_at,
+            status=signup.status.value,
+            created_at=signup.created_at,
+        )
+        for signup, shift, event, org in rows
     ]
 
 

@@ -96,6 +96,21 @@ class ExportedMedia(BaseModel):
     created_at: datetime
 
 
+class ExportedSignup(BaseModel):
+    """A shift the person signed up for (any status)."""
+
+    id: uuid.UUID
+    organization: OrganizationRef
+    event_id: uuid.UUID
+    event_title: str
+    shift_id: uuid.UUID
+    shift_title: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    created_at: datetime
+
+
 class ExportedInvitation(BaseModel):
     id: uuid.UUID
     organization: OrganizationRef
@@ -128,5 +143,6 @@ class AccountExport(BaseModel):
     conversations: list[ExportedConversation]
     messages: list[ExportedMessage]
     media: list[ExportedMedia]
+    signups: list[ExportedSignup]
     invitations: list[ExportedInvitation]
     audit_log: list[ExportedAuditEntry]
