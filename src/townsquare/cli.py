@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
-from townsquare.config import get_settings
+from townsquare.config import Settings, get_settings
+from townsquare.config_checks import setting_errors
 
 app = typer.Typer(
     help="Townsquare: articles, events and support chat for organizations.", no_args_is_help=True
 )
 
 
+def _settings() -> Settings:
+    """The settings, or exit 2 with one line per invalid setting (and no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for line in setting_errors(exc):
+            typer.echo(f"refusing to start: invalid setting {line}", err=True)
+        raise typer.Exit(code=2) from None
+
+
 def _refuse_unsafe_production() -> None:
-    settings = get_settings()
+    settings = _settings()
     if not settings.is_production:
         return
     problems = settings.production_problems()
@@ -31,17 +43,20 @@ def serve(
     """Serve the API (and, unless RUN_WORKER_IN_PROCESS is off, the background worker)."""
     import uvicorn
 
+    from townsquare.logs import uvicorn_log_config
+
     _refuse_unsafe_production()
-    settings = get_settings()
+    settings = _settings()
     uvicorn.run(
         "townsquare.main:app_from_env",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # The app reads X-Forwarded-* itself, from TRUSTED_PROXIES only (proxies.py).
+        proxy_headers=False,
         access_log=False,
+        log_config=uvicorn_log_config(json_lines=settings.json_logs, level=settings.LOG_LEVEL),
         log_level=settings.LOG_LEVEL.lower(),
         # Live-event frames from clients are small (typing, pong); refuse big ones early.
         ws_max_size=64 * 1024,
@@ -60,7 +75,7 @@ def worker(
     from townsquare.logs import configure_logging
     from townsquare.worker.runner import run_standalone
 
-    settings = get_settings()
+    settings = _settings()
     configure_logging(json_lines=settings.json_logs, level=settings.LOG_LEVEL)
     raise typer.Exit(code=asyncio.run(run_standalone(settings, once=once)))
 
@@ -83,7 +98,7 @@ def email_send_test(
     from townsquare.email.service import InvalidEmailAddress
 
     try:
-        result = asyncio.run(send_test(get_settings(), address, deliver=not queue_only))
+        result = asyncio.run(send_test(_settings(), address, deliver=not queue_only))
     except InvalidEmailAddress as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -106,7 +121,7 @@ def _set_staff(email: str, is_staff: bool) -> None:
     from townsquare.auth.commands import NoSuchAccount, set_staff
 
     try:
-        stored = asyncio.run(set_staff(get_settings(), email, is_staff))
+        stored = asyncio.run(set_staff(_settings(), email, is_staff))
     except NoSuchAccount:
         typer.echo(f"no account has the email address {email}", err=True)
         raise typer.Exit(code=1) from None
@@ -128,7 +143,19 @@ def admin_demote(email: str = typer.Argument(..., help="Email of the account."))
 @app.command()
 def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Upgrade the database schema (Alembic) to `revision`."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
     from townsquare.migrations import runner
 
-    runner.upgrade(get_settings().DATABASE_URL, revision)
+    database_url = _settings().DATABASE_URL
+    try:
+        runner.upgrade(database_url, revision)
+    except CommandError as exc:
+        typer.echo(f"cannot migrate to {revision!r}: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except (DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        typer.echo(f"cannot migrate: the database is unreachable ({reason})", err=True)
+        raise typer.Exit(code=1) from None
     typer.echo(f"database migrated to {revision}")

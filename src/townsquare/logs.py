@@ -8,7 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's `color_message` repeats the message with terminal colours.
+_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,3 +49,27 @@ def configure_logging(*, json_lines: bool, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def uvicorn_log_config(*, json_lines: bool, level: str = "INFO") -> dict[str, Any]:
+    """uvicorn's `log_config`: its own lines (start-up, shutdown, protocol errors) in the
+    same format as Townsquare's, on stderr; its access log stays off (ours is richer)."""
+    formatter = "townsquare.logs.JsonFormatter" if json_lines else "townsquare.logs.TextFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"townsquare": {"()": formatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "townsquare",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+    }

@@ -129,5 +129,5 @@ async def close_rate_limiter(app: FastAPI) -> None:
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address as the ASGI server saw it (uvicorn applies trusted proxies)."""
+    """The caller's address: the peer, or whom a trusted proxy forwarded for (proxies.py)."""
     return request.client.host if request.client else "unknown"
