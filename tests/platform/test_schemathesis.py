@@ -61,6 +61,10 @@ from townsquare.cms import service as cms_service
 from townsquare.cms import taxonomy as cms_taxonomy
 from townsquare.db import Base, Database, transaction
 from townsquare.errors import Conflict, problem
+from townsquare.events import events as events_service
+from townsquare.events import shifts as events_shifts
+from townsquare.events import signups as events_signups
+from townsquare.events.enums import EventStatus
 from townsquare.kit import clock
 from townsquare.kit.tokens import hash_token, new_token
 from townsquare.main import create_app
@@ -292,7 +296,9 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
     ]
     # The draft is the target of ids; the published one of slugs (public reads included).
     article, published = articles
-    await cms_publishing.publish_article(session, ctx, published.id, settings=FUZZ_SETTINGS)
+    await cms_publishing.publish_article(
+        session, ctx, published.id, expected_version=published.version, settings=FUZZ_SETTINGS
+    )
     token = new_token(32)
     invitation = Invitation(
         organization_id=org.id,
@@ -313,6 +319,36 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
         settings=FUZZ_SETTINGS,
     )
     canned = await support_canned.create_canned(session, ctx, short_code="parking", text="Lot B.")
+    starts_at = clock.now() + timedelta(days=30)
+    event = await events_service.create_event(
+        session,
+        ctx,
+        title="Fair",
+        description="<p>Stalls</p>",
+        location="Square",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=8),
+        timezone="Europe/Paris",
+        status=EventStatus.published,
+    )
+    (shift,) = await events_shifts.create_shifts(
+        session,
+        ctx,
+        event.id,
+        [
+            events_shifts.ShiftSpec(
+                title="Bar",
+                description="",
+                location=None,
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(hours=2),
+                capacity=3,
+            )
+        ],
+    )
+    signup = await events_signups.sign_up(
+        session, ctx, event.id, shift.id, waitlist_if_full=False, settings=FUZZ_SETTINGS
+    )
     await session.flush()
     real = {
         "org": org.slug,
@@ -332,6 +368,9 @@ async def _arrange_actor(session: AsyncSession) -> Actor:
         "upload_id": str(upload.id),
         "conversation_id": str(conversation.id),
         "canned_id": str(canned.id),
+        "event_id": str(event.id),
+        "shift_id": str(shift.id),
+        "signup_id": str(signup.signup.id),
     }
     return Actor(issued.token, issued.csrf_token, real)
 
