@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from townsquare.api_docs import router as docs_router
 from townsquare.auth.deps import allowed_origins
 from townsquare.body_limit import BodyLimitMiddleware
 from townsquare.cms.public_router import add_public_routes
@@ -100,7 +101,7 @@ def create_app(
         version="0.1.0",
         description="Articles, events with volunteer shifts and support chat for organizations.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by api_docs, from local assets
         redoc_url=None,
         lifespan=lifespan,
         # Townsquare configures no OpenTelemetry provider; without this every request
@@ -137,6 +138,7 @@ def create_app(
     # path, and an included router costs a walk of its tree per request (public_router).
     add_public_routes(app.router, API_PREFIX)
     app.include_router(health_router)
+    app.include_router(docs_router)
     app.include_router(api_router())
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
