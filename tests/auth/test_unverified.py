@@ -57,7 +57,8 @@ class TestUnverifiedAccount:
             f"{API}/orgs/{org.slug}/invitations", json={"email": "friend@example.org"}
         )
         await _refused(invited)
-        await _refused(await client.post(f"{API}/orgs/{org.slug}/articles/{article.id}/publish"))
+        publish = f"{API}/orgs/{org.slug}/articles/{article.id}/publish"
+        await _refused(await client.post(publish, json={"version": article.version}))
         assert (
             await session.scalar(
                 select(func.count())

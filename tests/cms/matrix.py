@@ -21,13 +21,17 @@ ROUTES: dict[RouteKey, Rule] = {
     ("GET", ARTICLE): _cms(),
     ("PATCH", ARTICLE): _cms(body={"title": "Hello again", "version": 1}),
     ("DELETE", ARTICLE): _cms(),
-    ("POST", f"{ARTICLE}/publish"): _cms(),
-    ("POST", f"{ARTICLE}/unpublish"): _cms(),
-    ("POST", f"{ARTICLE}/archive"): _cms(),
-    ("POST", f"{ARTICLE}/schedule"): _cms(body={"publish_at": "2099-01-01T00:00:00Z"}),
+    ("POST", f"{ARTICLE}/publish"): _cms(body={"version": 1}),
+    ("POST", f"{ARTICLE}/unpublish"): _cms(body={"version": 1}),
+    ("POST", f"{ARTICLE}/archive"): _cms(body={"version": 1}),
+    ("POST", f"{ARTICLE}/schedule"): _cms(
+        body={"publish_at": "2099-01-01T00:00:00Z", "version": 1}
+    ),
     ("GET", f"{ARTICLE}/revisions"): _cms(),
-    ("POST", f"{ARTICLE}/revisions/{{number}}/restore"): _cms(path={"number": "1"}),
-    ("PUT", f"{ARTICLE}/tags"): _cms(body={"tag_ids": []}),
+    ("POST", f"{ARTICLE}/revisions/{{number}}/restore"): _cms(
+        body={"version": 1}, path={"number": "1"}
+    ),
+    ("PUT", f"{ARTICLE}/tags"): _cms(body={"tag_ids": [], "version": 1}),
     ("POST", f"{ORG}/categories"): _cms(body={"name": "News"}),
     ("GET", f"{ORG}/categories"): _cms(),
     ("GET", f"{ORG}/categories/{{category_id}}"): _cms(),

@@ -92,7 +92,7 @@ class TestArticle:
         await changed()
         tagged = await editor_client.put(
             f"/api/v1/orgs/{org.slug}/articles/{article.id}/tags",
-            json={"tag_ids": [str(tag.id)]},
+            json={"tag_ids": [str(tag.id)], "version": edited.json()["version"]},
         )
         assert tagged.status_code == 200, tagged.text
         await changed()

@@ -22,6 +22,7 @@ from townsquare.cms.errors import (
 from townsquare.cms.models import ArticleTag
 from townsquare.config import Settings
 from townsquare.kit import clock
+from townsquare.kit.pagination import PageParams
 from townsquare.orgs.context import OrgContext
 from townsquare.orgs.models import AuditLogEntry
 
@@ -32,8 +33,12 @@ class TestStatusChanges:
     ) -> None:
         tag = await create_tag(session, ctx.org)
         article = await create(session, ctx, settings)
-        await service.replace_tags(session, ctx, article.id, [tag.id])
-        await publishing.publish_article(session, ctx, article.id, settings=settings)
+        await service.replace_tags(
+            session, ctx, article.id, [tag.id], expected_version=article.version
+        )
+        await publishing.publish_article(
+            session, ctx, article.id, expected_version=article.version, settings=settings
+        )
         assert article.status == ArticleStatus.published
         assert article.published_at is not None
         [*_, revision] = await revisions_of(session, article)
@@ -57,7 +62,9 @@ class TestStatusChanges:
     ) -> None:
         tag = await create_tag(session, ctx.org)
         article = await create_article(session, ctx.org, status=ArticleStatus.published, tags=[tag])
-        await publishing.unpublish_article(session, ctx, article.id)
+        await publishing.unpublish_article(
+            session, ctx, article.id, expected_version=article.version
+        )
         assert (article.status, article.published_at) == (ArticleStatus.draft, None)
         mirrored = await session.scalar(
             select(ArticleTag.published_at).where(ArticleTag.article_id == article.id)
@@ -73,7 +80,9 @@ class TestStatusChanges:
     ) -> None:
         article = await create_article(session, ctx.org, status=ArticleStatus.published)
         with pytest.raises(InvalidStatusTransition) as caught:
-            await publishing.publish_article(session, ctx, article.id, settings=settings)
+            await publishing.publish_article(
+                session, ctx, article.id, expected_version=article.version, settings=settings
+            )
         assert caught.value.extra == {"article_status": "published"}
 
     async def test_schedule_needs_a_future_time(
@@ -81,18 +90,24 @@ class TestStatusChanges:
     ) -> None:
         article = await create(session, ctx, settings)
         with pytest.raises(PublishAtInPast):
-            await publishing.schedule_article(session, ctx, article.id, publish_at=clock.now())
+            await publishing.schedule_article(
+                session, ctx, article.id, expected_version=article.version, publish_at=clock.now()
+            )
         later = clock.now() + timedelta(hours=1)
-        await publishing.schedule_article(session, ctx, article.id, publish_at=later)
+        await publishing.schedule_article(
+            session, ctx, article.id, expected_version=article.version, publish_at=later
+        )
         assert (article.status, article.scheduled_publish_at) == (ArticleStatus.scheduled, later)
 
     async def test_archive_then_unpublish_returns_to_draft(
         self, session: AsyncSession, ctx: OrgContext
     ) -> None:
         article = await create_article(session, ctx.org, status=ArticleStatus.published)
-        await publishing.archive_article(session, ctx, article.id)
+        await publishing.archive_article(session, ctx, article.id, expected_version=article.version)
         archived = article.status
-        await publishing.unpublish_article(session, ctx, article.id)
+        await publishing.unpublish_article(
+            session, ctx, article.id, expected_version=article.version
+        )
         assert (archived, article.status) == (ArticleStatus.archived, ArticleStatus.draft)
 
     async def test_article_of_another_org_is_not_found(
@@ -100,9 +115,13 @@ class TestStatusChanges:
     ) -> None:
         theirs = await create_article(session, await create_organization(session))
         with pytest.raises(ArticleNotFound):
-            await publishing.publish_article(session, ctx, theirs.id, settings=settings)
+            await publishing.publish_article(
+                session, ctx, theirs.id, expected_version=theirs.version, settings=settings
+            )
         with pytest.raises(ArticleNotFound):
-            await publishing.list_revisions(session, ctx, theirs.id)
+            await publishing.list_revisions(
+                session, ctx, theirs.id, PageParams(page=1, per_page=20)
+            )
         assert theirs.status == ArticleStatus.draft
 
 
@@ -167,8 +186,11 @@ class TestRevisions:
             session, ctx, article.id,
             expected_version=1, changes={"title": "Two"}, settings=settings,
         )  # fmt: skip
-        listed = await publishing.list_revisions(session, ctx, article.id)
+        listed, total = await publishing.list_revisions(
+            session, ctx, article.id, PageParams(page=1, per_page=20)
+        )
         assert [(r.number, r.title) for r in listed] == [(2, "Two"), (1, "One")]
+        assert total == 2
 
     async def test_restore_makes_a_new_revision_and_version(
         self, session: AsyncSession, ctx: OrgContext, settings: Settings
@@ -179,7 +201,9 @@ class TestRevisions:
             expected_version=1, changes={"title": "Changed", "body": "<p>Two</p>"},
             settings=settings,
         )  # fmt: skip
-        await publishing.restore_revision(session, ctx, article.id, 1, settings=settings)
+        await publishing.restore_revision(
+            session, ctx, article.id, 1, expected_version=article.version, settings=settings
+        )
         assert (article.title, article.body, article.version) == ("Original", "<p>One</p>", 3)
         revisions = await revisions_of(session, article)
         assert [(r.number, r.reason) for r in revisions][-1] == (3, RevisionReason.restored)
@@ -189,4 +213,6 @@ class TestRevisions:
     ) -> None:
         article = await create(session, ctx, settings)
         with pytest.raises(RevisionNotFound):
-            await publishing.restore_revision(session, ctx, article.id, 99, settings=settings)
+            await publishing.restore_revision(
+                session, ctx, article.id, 99, expected_version=article.version, settings=settings
+            )

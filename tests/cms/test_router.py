@@ -261,8 +261,8 @@ class TestOtherOrgIds:
         calls = [
             editor_client.get(url),
             editor_client.patch(url, json={"title": "Mine", "version": 1}),
-            editor_client.post(f"{url}/unpublish"),
-            editor_client.put(f"{url}/tags", json={"tag_ids": []}),
+            editor_client.post(f"{url}/unpublish", json={"version": 1}),
+            editor_client.put(f"{url}/tags", json={"tag_ids": [], "version": 1}),
             editor_client.delete(url),
         ]
         for call in calls:
@@ -279,17 +279,18 @@ class TestStatusChanges:
     ) -> None:
         article = await _create(editor_client, org)
         url = _url(org, f"articles/{article['id']}")
-        published = await editor_client.post(f"{url}/publish")
+        published = await editor_client.post(f"{url}/publish", json={"version": 1})
         assert published.status_code == 200
         assert published.json()["status"] == "published"
         assert published.json()["published_at"] is not None
-        again = await editor_client.post(f"{url}/publish")
+        assert published.json()["version"] == 2
+        again = await editor_client.post(f"{url}/publish", headers={"If-Match": '"2"'})
         assert again.status_code == 409
         assert again.json()["code"] == "invalid_status_transition"
         assert (again.json()["status"], again.json()["article_status"]) == (409, "published")
-        archived = await editor_client.post(f"{url}/archive")
+        archived = await editor_client.post(f"{url}/archive", headers={"If-Match": '"2"'})
         assert archived.json()["status"] == "archived"
-        draft = await editor_client.post(f"{url}/unpublish")
+        draft = await editor_client.post(f"{url}/unpublish", json={"version": 3})
         assert draft.json()["status"] == "draft"
         actions = list(
             await session.scalars(
@@ -306,11 +307,11 @@ class TestStatusChanges:
         article = await _create(editor_client, org)
         url = _url(org, f"articles/{article['id']}/schedule")
         past = (clock.now() - timedelta(minutes=1)).isoformat()
-        response = await editor_client.post(url, json={"publish_at": past})
+        response = await editor_client.post(url, json={"publish_at": past, "version": 1})
         assert response.status_code == 422
         assert response.json()["code"] == "publish_at_in_past"
         future = (clock.now() + timedelta(hours=2)).isoformat()
-        response = await editor_client.post(url, json={"publish_at": future})
+        response = await editor_client.post(url, json={"publish_at": future, "version": 1})
         assert response.status_code == 200
         assert response.json()["status"] == "scheduled"
 
@@ -335,17 +336,21 @@ class TestRevisions:
         article = await _create(editor_client, org, title="First", body="<p>One</p>")
         url = _url(org, f"articles/{article['id']}")
         await editor_client.patch(url, json={"title": "Second", "version": 1})
-        revisions = (await editor_client.get(f"{url}/revisions")).json()
-        assert [(r["number"], r["title"], r["reason"]) for r in revisions] == [
+        listed = (await editor_client.get(f"{url}/revisions")).json()
+        assert (listed["page"], listed["per_page"], listed["total"]) == (1, 20, 2)
+        assert [(r["number"], r["title"], r["reason"]) for r in listed["items"]] == [
             (2, "Second", "edited"),
             (1, "First", "created"),
         ]
-        restored = await editor_client.post(f"{url}/revisions/1/restore")
+        restored = await editor_client.post(f"{url}/revisions/1/restore", json={"version": 2})
         assert restored.status_code == 200
         assert (restored.json()["title"], restored.json()["version"]) == ("First", 3)
-        revisions = (await editor_client.get(f"{url}/revisions")).json()
+        revisions = (await editor_client.get(f"{url}/revisions")).json()["items"]
         assert (revisions[0]["number"], revisions[0]["reason"]) == (3, "restored")
-        missing = await editor_client.post(f"{url}/revisions/42/restore")
+        second_page = await editor_client.get(f"{url}/revisions", params={"per_page": 2, "page": 2})
+        assert [r["number"] for r in second_page.json()["items"]] == [1]
+        assert second_page.json()["total"] == 3
+        missing = await editor_client.post(f"{url}/revisions/42/restore", json={"version": 3})
         assert missing.status_code == 404
 
 
@@ -357,10 +362,15 @@ class TestTagsOfAnArticle:
         b = await create_tag(session, org, name="Beta", slug="beta")
         article = await _create(editor_client, org)
         url = _url(org, f"articles/{article['id']}/tags")
-        response = await editor_client.put(url, json={"tag_ids": [str(a.id), str(b.id)]})
+        response = await editor_client.put(
+            url, json={"tag_ids": [str(a.id), str(b.id)], "version": 1}
+        )
         assert [t["slug"] for t in response.json()["tags"]] == ["alpha", "beta"]
-        response = await editor_client.put(url, json={"tag_ids": [str(b.id)]})
+        response = await editor_client.put(
+            url, json={"tag_ids": [str(b.id)]}, headers={"If-Match": '"2"'}
+        )
         assert [t["slug"] for t in response.json()["tags"]] == ["beta"]
+        assert response.json()["version"] == 3
 
     async def test_foreign_tag_is_422_and_nothing_changes(
         self, session: AsyncSession, editor_client: httpx.AsyncClient, org: Organization
@@ -369,8 +379,10 @@ class TestTagsOfAnArticle:
         theirs = await create_tag(session, await create_organization(session))
         article = await _create(editor_client, org)
         url = _url(org, f"articles/{article['id']}/tags")
-        await editor_client.put(url, json={"tag_ids": [str(mine.id)]})
-        response = await editor_client.put(url, json={"tag_ids": [str(mine.id), str(theirs.id)]})
+        await editor_client.put(url, json={"tag_ids": [str(mine.id)], "version": 1})
+        response = await editor_client.put(
+            url, json={"tag_ids": [str(mine.id), str(theirs.id)], "version": 2}
+        )
         assert response.status_code == 422
         assert response.json()["errors"][0]["code"] == "tag_not_found"
         rows = list(

@@ -197,7 +197,9 @@ class TestReplaceTags:
     async def test_replaces_the_whole_set(self, session: AsyncSession, ctx: OrgContext) -> None:
         a, b, c = [await create_tag(session, ctx.org) for _ in range(3)]
         article = await create_article(session, ctx.org, tags=[a, b])
-        await service.replace_tags(session, ctx, article.id, [c.id, b.id, c.id])
+        await service.replace_tags(
+            session, ctx, article.id, [c.id, b.id, c.id], expected_version=article.version
+        )
         tag_ids = set(
             await session.scalars(
                 select(ArticleTag.tag_id).where(ArticleTag.article_id == article.id)
@@ -213,7 +215,9 @@ class TestReplaceTags:
         theirs = await create_tag(session, await create_organization(session))
         article = await create_article(session, ctx.org, tags=[mine])
         with pytest.raises(UnprocessableEntity) as caught:
-            await service.replace_tags(session, ctx, article.id, [theirs.id])
+            await service.replace_tags(
+                session, ctx, article.id, [theirs.id], expected_version=article.version
+            )
         assert caught.value.extra["missing"] == [str(theirs.id)]
         tag_ids = list(
             await session.scalars(

@@ -9,7 +9,6 @@ with a row lock (PostgreSQL; SQLite write transactions already hold the database
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from townsquare.auth import service as auth_service
 from townsquare.cms.enums import ArticleStatus, RevisionReason
 from townsquare.cms.errors import (
     ArticleNotFound,
+    EditConflict,
     InvalidStatusTransition,
     PublishAtInPast,
     RevisionNotFound,
@@ -27,6 +27,7 @@ from townsquare.cms.errors import (
 from townsquare.cms.models import Article, ArticleRevision, ArticleTag
 from townsquare.config import Settings
 from townsquare.kit import clock
+from townsquare.kit.pagination import PageParams, paginate
 from townsquare.orgs import audit
 from townsquare.orgs.context import OrgContext
 
@@ -71,16 +72,17 @@ async def write_revision(
 
 
 async def list_revisions(
-    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID
-) -> Sequence[ArticleRevision]:
-    """The article's kept revisions, newest first."""
+    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, paging: PageParams
+) -> tuple[list[ArticleRevision], int]:
+    """One page of the article's kept revisions, newest first, and how many are kept."""
     await _article(session, ctx, article_id, for_update=False)
-    rows = await session.scalars(
+    return await paginate(
+        session,
         select(ArticleRevision)
         .where(ArticleRevision.article_id == article_id)
-        .order_by(ArticleRevision.number.desc())
+        .order_by(ArticleRevision.number.desc()),
+        paging,
     )
-    return rows.all()
 
 
 async def restore_revision(
@@ -89,10 +91,13 @@ async def restore_revision(
     article_id: uuid.UUID,
     number: int,
     *,
+    expected_version: int,
     settings: Settings,
 ) -> Article:
-    """Bring back a revision's title, excerpt and body as a new revision and version."""
+    """Bring back a revision's title, excerpt and body as a new revision and version
+    (nothing changes when they are the article's already)."""
     article = await _article(session, ctx, article_id)
+    check_version(article, expected_version)
     revision = await session.scalar(
         select(ArticleRevision).where(
             ArticleRevision.article_id == article.id, ArticleRevision.number == number
@@ -100,6 +105,9 @@ async def restore_revision(
     )
     if revision is None:
         raise RevisionNotFound()
+    content = (revision.title, revision.excerpt, revision.body)
+    if content == (article.title, article.excerpt, article.body):
+        return article
     article.title = revision.title
     article.excerpt = revision.excerpt
     article.body = revision.body
@@ -111,21 +119,35 @@ async def restore_revision(
     return article
 
 
-# --- status changes ------------------------------------------------------------------------
+# --- versions and status changes -----------------------------------------------------------
+
+
+def check_version(article: Article, expected: int) -> None:
+    """409 `edit_conflict` unless the client saw the article's current version."""
+    if article.version != expected:
+        raise EditConflict(extra={"current_version": article.version})
 
 
 def touch(article: Article) -> None:
-    """Count a change of the article: its version grows by one."""
+    """Count a change of what an editor sees: the version grows by one. Every caller but
+    the scheduled publication (the deferred half of a checked `schedule`) has checked the
+    client's version first, under the row lock."""
     article.version += 1
     article.updated_at = clock.now()
 
 
 async def publish_article(
-    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, *, settings: Settings
+    session: AsyncSession,
+    ctx: OrgContext,
+    article_id: uuid.UUID,
+    *,
+    expected_version: int,
+    settings: Settings,
 ) -> Article:
     """Publish now: status, revision and audit entry in the caller's one transaction."""
     auth_service.require_verified_email(ctx.user)
     article = await _article(session, ctx, article_id)
+    check_version(article, expected_version)
     _transition(
         article,
         {ArticleStatus.draft, ArticleStatus.scheduled, ArticleStatus.archived},
@@ -138,10 +160,11 @@ async def publish_article(
 
 
 async def unpublish_article(
-    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID
+    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, *, expected_version: int
 ) -> Article:
     """Back to draft from published, scheduled or archived; the public no longer sees it."""
     article = await _article(session, ctx, article_id)
+    check_version(article, expected_version)
     _transition(
         article,
         {ArticleStatus.published, ArticleStatus.scheduled, ArticleStatus.archived},
@@ -158,13 +181,19 @@ async def unpublish_article(
 
 
 async def schedule_article(
-    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, *, publish_at: datetime
+    session: AsyncSession,
+    ctx: OrgContext,
+    article_id: uuid.UUID,
+    *,
+    publish_at: datetime,
+    expected_version: int,
 ) -> Article:
     """Publish at `publish_at` (in the future) through the `cms.publish_scheduled` duty."""
     auth_service.require_verified_email(ctx.user)
     if publish_at <= clock.now():
         raise PublishAtInPast()
     article = await _article(session, ctx, article_id)
+    check_version(article, expected_version)
     _transition(
         article,
         {ArticleStatus.draft, ArticleStatus.scheduled, ArticleStatus.archived},
@@ -179,10 +208,13 @@ async def schedule_article(
     return article
 
 
-async def archive_article(session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID) -> Article:
+async def archive_article(
+    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, *, expected_version: int
+) -> Article:
     """Take an article off the public site and out of the working set; `/unpublish`
     brings it back as a draft, `/publish` republishes it."""
     article = await _article(session, ctx, article_id)
+    check_version(article, expected_version)
     _transition(
         article,
         {ArticleStatus.draft, ArticleStatus.scheduled, ArticleStatus.published},

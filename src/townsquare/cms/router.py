@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from townsquare.cms import publishing, schemas, service, taxonomy
 from townsquare.cms.deps import CmsEditor, IfMatchVersion
@@ -48,6 +48,24 @@ def _summary_fields(v: service.ArticleView) -> dict[str, object]:
         "created_at": a.created_at,
         "updated_at": a.updated_at,
     }
+
+
+def _expected_version(body_version: int | None, if_match: int | None) -> int:
+    """The version the client last saw, from the body or `If-Match` (428 with neither)."""
+    if body_version is not None and if_match is not None and body_version != if_match:
+        raise field_error("version", "Differs from the If-Match header.", "version_mismatch")
+    expected = body_version if body_version is not None else if_match
+    if expected is None:
+        raise VersionRequired()
+    return expected
+
+
+_VERSION_RESPONSES: dict[int | str, dict[str, object]] = {
+    409: {"description": "`edit_conflict`: the article changed since that version"},
+    428: {"description": "`version_required`: neither `If-Match` nor `version` sent"},
+}
+
+OptionalVersionBody = Annotated[schemas.VersionedAction | None, Body()]
 
 
 async def _article_out(
@@ -141,10 +159,7 @@ async def get_article(
 @router.patch(
     "/articles/{article_id}",
     response_model=schemas.Article,
-    responses={
-        409: {"description": "`edit_conflict`: the article changed since that version"},
-        428: {"description": "`version_required`: neither `If-Match` nor `version` sent"},
-    },
+    responses=_VERSION_RESPONSES,
 )
 async def update_article(
     ctx: CmsEditor,
@@ -156,16 +171,11 @@ async def update_article(
     if_match: IfMatchVersion,
 ) -> schemas.Article:
     """Change fields of the version the client last saw; a stale version is a 409."""
-    if body.version is not None and if_match is not None and body.version != if_match:
-        raise field_error("version", "Differs from the If-Match header.", "version_mismatch")
-    expected = body.version if body.version is not None else if_match
-    if expected is None:
-        raise VersionRequired()
     article = await service.update_article(
         session,
         ctx,
         article_id,
-        expected_version=expected,
+        expected_version=_expected_version(body.version, if_match),
         changes=body.model_dump(exclude_unset=True, exclude={"version"}),
         settings=settings,
     )
@@ -179,7 +189,8 @@ async def delete_article(ctx: CmsEditor, article_id: uuid.UUID, session: DbSessi
 
 
 _TRANSITION_RESPONSES: dict[int | str, dict[str, object]] = {
-    409: {"description": "`invalid_status_transition`"}
+    409: {"description": "`invalid_status_transition`, or `edit_conflict` (a stale version)"},
+    428: _VERSION_RESPONSES[428],
 }
 
 
@@ -194,9 +205,17 @@ async def publish_article(
     session: DbSession,
     settings: AppSettings,
     response: Response,
+    if_match: IfMatchVersion,
+    body: OptionalVersionBody = None,
 ) -> schemas.Article:
     """Publish now (from draft, scheduled or archived), writing a revision."""
-    article = await publishing.publish_article(session, ctx, article_id, settings=settings)
+    article = await publishing.publish_article(
+        session,
+        ctx,
+        article_id,
+        expected_version=_expected_version(body.version if body else None, if_match),
+        settings=settings,
+    )
     return await _article_out(session, article, response)
 
 
@@ -206,10 +225,20 @@ async def publish_article(
     responses=_TRANSITION_RESPONSES,
 )
 async def unpublish_article(
-    ctx: CmsEditor, article_id: uuid.UUID, session: DbSession, response: Response
+    ctx: CmsEditor,
+    article_id: uuid.UUID,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatchVersion,
+    body: OptionalVersionBody = None,
 ) -> schemas.Article:
     """Back to draft (from published, scheduled or archived)."""
-    article = await publishing.unpublish_article(session, ctx, article_id)
+    article = await publishing.unpublish_article(
+        session,
+        ctx,
+        article_id,
+        expected_version=_expected_version(body.version if body else None, if_match),
+    )
     return await _article_out(session, article, response)
 
 
@@ -224,10 +253,15 @@ async def schedule_article(
     body: schemas.ArticleSchedule,
     session: DbSession,
     response: Response,
+    if_match: IfMatchVersion,
 ) -> schemas.Article:
     """Publish at `publish_at` (future); a background duty publishes it within a minute."""
     article = await publishing.schedule_article(
-        session, ctx, article_id, publish_at=body.publish_at
+        session,
+        ctx,
+        article_id,
+        publish_at=body.publish_at,
+        expected_version=_expected_version(body.version, if_match),
     )
     return await _article_out(session, article, response)
 
@@ -238,23 +272,39 @@ async def schedule_article(
     responses=_TRANSITION_RESPONSES,
 )
 async def archive_article(
-    ctx: CmsEditor, article_id: uuid.UUID, session: DbSession, response: Response
+    ctx: CmsEditor,
+    article_id: uuid.UUID,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatchVersion,
+    body: OptionalVersionBody = None,
 ) -> schemas.Article:
     """Take the article off the public site; `/unpublish` or `/publish` bring it back."""
-    article = await publishing.archive_article(session, ctx, article_id)
+    article = await publishing.archive_article(
+        session,
+        ctx,
+        article_id,
+        expected_version=_expected_version(body.version if body else None, if_match),
+    )
     return await _article_out(session, article, response)
 
 
-@router.get("/articles/{article_id}/revisions", response_model=list[schemas.ArticleRevision])
+@router.get("/articles/{article_id}/revisions", response_model=Page[schemas.ArticleRevision])
 async def list_revisions(
-    ctx: CmsEditor, article_id: uuid.UUID, session: DbSession
-) -> list[schemas.ArticleRevision]:
-    """The kept revisions (the newest `ARTICLE_REVISIONS_KEPT`), newest first."""
-    revisions = await publishing.list_revisions(session, ctx, article_id)
-    return [schemas.ArticleRevision.model_validate(r) for r in revisions]
+    ctx: CmsEditor, article_id: uuid.UUID, session: DbSession, paging: Paging
+) -> Page[schemas.ArticleRevision]:
+    """The kept revisions (the newest `ARTICLE_REVISIONS_KEPT`), newest first, a page at
+    a time."""
+    revisions, total = await publishing.list_revisions(session, ctx, article_id, paging)
+    items = [schemas.ArticleRevision.model_validate(r) for r in revisions]
+    return Page[schemas.ArticleRevision].of(items, paging, total)
 
 
-@router.post("/articles/{article_id}/revisions/{number}/restore", response_model=schemas.Article)
+@router.post(
+    "/articles/{article_id}/revisions/{number}/restore",
+    response_model=schemas.Article,
+    responses=_VERSION_RESPONSES,
+)
 async def restore_revision(
     ctx: CmsEditor,
     article_id: uuid.UUID,
@@ -262,16 +312,28 @@ async def restore_revision(
     session: DbSession,
     settings: AppSettings,
     response: Response,
+    if_match: IfMatchVersion,
+    body: OptionalVersionBody = None,
 ) -> schemas.Article:
     """Bring back a revision's content as a new revision and version."""
-    article = await publishing.restore_revision(session, ctx, article_id, number, settings=settings)
+    article = await publishing.restore_revision(
+        session,
+        ctx,
+        article_id,
+        number,
+        expected_version=_expected_version(body.version if body else None, if_match),
+        settings=settings,
+    )
     return await _article_out(session, article, response)
 
 
 @router.put(
     "/articles/{article_id}/tags",
     response_model=schemas.Article,
-    responses={422: {"description": "`tag_not_found`: an id is not a tag of this org"}},
+    responses={
+        **_VERSION_RESPONSES,
+        422: {"description": "`tag_not_found`: an id is not a tag of this org"},
+    },
 )
 async def replace_article_tags(
     ctx: CmsEditor,
@@ -279,9 +341,16 @@ async def replace_article_tags(
     body: schemas.ArticleTagsReplace,
     session: DbSession,
     response: Response,
+    if_match: IfMatchVersion,
 ) -> schemas.Article:
     """Replace the article's whole tag set by tag ids, atomically."""
-    article = await service.replace_tags(session, ctx, article_id, body.tag_ids)
+    article = await service.replace_tags(
+        session,
+        ctx,
+        article_id,
+        body.tag_ids,
+        expected_version=_expected_version(body.version, if_match),
+    )
     return await _article_out(session, article, response)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -113,6 +113,12 @@ class ArticleCreate(RequestBody):
     featured_media_id: uuid.UUID | None = None
 
 
+def _version_field() -> Any:
+    return Field(
+        default=None, ge=1, description="The version the client last saw (or send `If-Match`)."
+    )
+
+
 class ArticleUpdate(RequestBody):
     """Only the fields sent change; `null` clears `category_id` and `featured_media_id` and
     is refused for the others. `version` (or the `If-Match` header) is required."""
@@ -123,19 +129,32 @@ class ArticleUpdate(RequestBody):
     body: Body | None = None
     category_id: uuid.UUID | None = None
     featured_media_id: uuid.UUID | None = None
-    version: int | None = Field(
-        default=None, ge=1, description="The version the client last saw (or send `If-Match`)."
-    )
+    version: int | None = _version_field()
 
     _required = not_null("title", "slug", "excerpt", "body", "version")
 
 
+class VersionedAction(RequestBody):
+    """The body of an article action that changes it (publish, unpublish, archive,
+    restore): the version the client last saw, unless `If-Match` carries it."""
+
+    version: int | None = _version_field()
+
+    _required = not_null("version")
+
+
 class ArticleSchedule(RequestBody):
     publish_at: AwareDatetime = Field(description="When to publish; must be in the future.")
+    version: int | None = _version_field()
+
+    _required = not_null("version")
 
 
 class ArticleTagsReplace(RequestBody):
     tag_ids: list[uuid.UUID] = Field(max_length=MAX_TAGS_PER_ARTICLE)
+    version: int | None = _version_field()
+
+    _required = not_null("version")
 
 
 class AuthorRef(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from townsquare.auth.models import User
 from townsquare.cms import old_slugs, publishing, taxonomy
 from townsquare.cms.enums import ArticleStatus, RevisionReason
-from townsquare.cms.errors import ArticleNotFound, EditConflict, SlugTaken
+from townsquare.cms.errors import ArticleNotFound, SlugTaken
 from townsquare.cms.models import SLUG_MAX, Article, ArticleTag, Category, Tag
 from townsquare.cms.sanitize import sanitize_html
 from townsquare.config import Settings
@@ -216,12 +216,6 @@ async def create_article(
     return article
 
 
-def check_version(article: Article, expected: int) -> None:
-    """409 `edit_conflict` unless the client saw the article's current version."""
-    if article.version != expected:
-        raise EditConflict(extra={"current_version": article.version})
-
-
 async def update_article(
     session: AsyncSession,
     ctx: OrgContext,
@@ -234,7 +228,7 @@ async def update_article(
     """Apply `changes` if the client saw the current version; a content change writes a
     revision. The row lock makes a concurrent stale save wait and then fail."""
     article = await get_article(session, ctx, article_id, for_update=True)
-    check_version(article, expected_version)
+    publishing.check_version(article, expected_version)
     if "body" in changes:
         changes["body"] = sanitize_html(changes["body"])
     content_changed = False
@@ -286,11 +280,18 @@ async def delete_article(session: AsyncSession, ctx: OrgContext, article_id: uui
 
 
 async def replace_tags(
-    session: AsyncSession, ctx: OrgContext, article_id: uuid.UUID, tag_ids: Sequence[uuid.UUID]
+    session: AsyncSession,
+    ctx: OrgContext,
+    article_id: uuid.UUID,
+    tag_ids: Sequence[uuid.UUID],
+    *,
+    expected_version: int,
 ) -> Article:
-    """Make `tag_ids` the article's whole tag set, in one transaction. An id that is not a
-    tag of this organization is a 422 `tag_not_found` and nothing changes."""
+    """Make `tag_ids` the article's whole tag set, in one transaction, if the client saw
+    the current version. An id that is not a tag of this organization is a 422
+    `tag_not_found` and nothing changes; the same set again changes nothing."""
     article = await get_article(session, ctx, article_id, for_update=True)
+    publishing.check_version(article, expected_version)
     wanted = list(dict.fromkeys(tag_ids))
     if wanted:
         found = set(
@@ -303,6 +304,11 @@ async def replace_tags(
             error = field_error("tag_ids", "No such tag in this organization.", "tag_not_found")
             error.extra["missing"] = missing
             raise error
+    current = set(
+        await session.scalars(select(ArticleTag.tag_id).where(ArticleTag.article_id == article.id))
+    )
+    if current == set(wanted):
+        return article
     await session.execute(delete(ArticleTag).where(ArticleTag.article_id == article.id))
     if wanted:
         published_at = article.published_at if article.status == ArticleStatus.published else None
