@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import RolledBackDatabase, make_settings
+from tests.factories import create_user, sign_in
 from tests.platform.live_server import LiveServer, live_server
 from townsquare.main import create_app
 
@@ -76,6 +78,17 @@ class TestInProcess:
         # At the limit the body is read and judged (a wrong password, no account).
         assert at_limit.status_code == 401, at_limit.text
         _assert_too_large(over, 150)
+
+    async def test_signed_in_routes_are_bounded_too(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        await sign_in(session, client, await create_user(session))
+        response = await client.patch(
+            "/api/v1/auth/me",
+            content=b'{"display_name": "' + b"a" * (2 * MiB) + b'"}',
+            headers={"Content-Type": "application/json"},
+        )
+        _assert_too_large(response, MiB)
 
     async def test_unknown_route_with_big_body_is_still_bounded(
         self, client: httpx.AsyncClient
