@@ -72,3 +72,11 @@ bench-media: $(STAMP)
 .PHONY: bench-chat
 bench-chat: $(STAMP)
 	$(BIN)/python bench/chat_ws.py $(BENCH_CHAT_ARGS)
+
+# Shift signups into one shift at 16 and 64 clients, Townsquare vs a bare ASGI app doing the
+# conditional insert by hand on asyncpg, with the exactness check (confirmed == capacity);
+# PostgreSQL database townsquare_bench_signups, dropped after.
+# Extra flags: make bench-signups BENCH_SIGNUPS_ARGS="--signups 4000 --repeat 3 --clients 16,64"
+.PHONY: bench-signups
+bench-signups: $(STAMP)
+	$(BIN)/python bench/event_signups.py $(BENCH_SIGNUPS_ARGS)
