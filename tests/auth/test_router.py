@@ -22,8 +22,11 @@ from tests.auth.helpers import (
 )
 from tests.conftest import RolledBackDatabase, _client_for, make_settings
 from tests.factories import DEFAULT_PASSWORD, create_organization, create_user, sign_in
+from townsquare.auth import sessions as auth_sessions
 from townsquare.auth.models import User, UserSession
 from townsquare.auth.router import REGISTERED
+from townsquare.config import Settings
+from townsquare.kit import clock
 from townsquare.main import create_app
 from townsquare.orgs.enums import MemberRole
 
@@ -344,6 +347,32 @@ class TestSessions:
         items = response.json()["items"]
         assert len(items) == 2
         assert sum(item["current"] for item in items) == 1
+
+    async def test_management_list_shape_pages_and_leaves_out_idle_sessions(
+        self, session: AsyncSession, client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        user = await create_user(session)
+        for _ in range(3):
+            await auth_sessions.start_session(session, settings, user)
+        idle = await auth_sessions.start_session(session, settings, user)
+        idle.record.last_seen_at = clock.now() - timedelta(
+            seconds=settings.SESSION_IDLE_TIMEOUT_SECONDS + 1
+        )
+        await session.flush()
+        clock.travel(timedelta(seconds=1))
+        await sign_in(session, client, user)
+
+        first = (await client.get(f"{API}/auth/sessions", params={"per_page": 3})).json()
+        second = await client.get(f"{API}/auth/sessions", params={"per_page": 3, "page": 2})
+
+        assert (first["page"], first["per_page"], first["total"]) == (1, 3, 4)
+        assert len(first["items"]) == 3
+        assert first["items"][0]["current"] is True  # the most recently active
+        assert len(second.json()["items"]) == 1
+        listed = {i["id"] for i in first["items"]} | {i["id"] for i in second.json()["items"]}
+        assert str(idle.record.id) not in listed
+        too_many = await client.get(f"{API}/auth/sessions", params={"per_page": 101})
+        assert too_many.status_code == 422
 
     async def test_end_own_session(
         self, session: AsyncSession, client: httpx.AsyncClient, new_client: object

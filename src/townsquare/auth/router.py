@@ -173,20 +173,23 @@ async def logout(
 # --- sessions ----------------------------------------------------------------------------
 
 
-@router.get("/sessions", response_model=schemas.SessionList)
+@router.get("/sessions", response_model=Page[schemas.Session])
 async def list_sessions(
-    auth: CurrentAuth, session: DbSession, settings: AppSettings
-) -> schemas.SessionList:
-    """The caller's live sessions; `current` marks the one making this request."""
-    records = await service.list_sessions(session, settings, auth.user.id)
-    return schemas.SessionList(
-        items=[
-            schemas.Session.model_validate(record).model_copy(
-                update={"current": record.id == auth.session.id}
-            )
-            for record in records
-        ]
-    )
+    auth: CurrentAuth,
+    session: DbSession,
+    settings: AppSettings,
+    paging: Annotated[PageParams, Depends(page_params)],
+) -> Page[schemas.Session]:
+    """The caller's live sessions, most recently active first; `current` marks the one
+    making this request."""
+    records, total = await service.page_sessions(session, settings, auth.user.id, paging)
+    items = [
+        schemas.Session.model_validate(record).model_copy(
+            update={"current": record.id == auth.session.id}
+        )
+        for record in records
+    ]
+    return Page[schemas.Session].of(items, paging, total)
 
 
 @router.delete(

@@ -117,10 +117,6 @@ class Session(BaseModel):
     current: bool = False
 
 
-class SessionList(BaseModel):
-    items: list[Session]
-
-
 class Accepted(BaseModel):
     detail: str
 

@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth import passwords
@@ -165,17 +165,33 @@ async def update_profile(session: AsyncSession, user: User, changes: dict[str, A
 # --- sessions ----------------------------------------------------------------------------
 
 
+def _live_sessions(settings: Settings, user_id: uuid.UUID) -> Select[UserSession]:
+    """The user's live sessions (`auth_sessions.is_live`), most recently active first."""
+    now = clock.now()
+    idle_since = now - timedelta(seconds=settings.SESSION_IDLE_TIMEOUT_SECONDS)
+    return (
+        select(UserSession)
+        .where(
+            UserSession.user_id == user_id,
+            UserSession.expires_at > now,
+            UserSession.last_seen_at > idle_since,
+        )
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id)
+    )
+
+
 async def list_sessions(
     session: AsyncSession, settings: Settings, user_id: uuid.UUID
 ) -> list[UserSession]:
     """The user's live sessions, most recently active first."""
-    now = clock.now()
-    rows = await session.scalars(
-        select(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.expires_at > now)
-        .order_by(UserSession.last_seen_at.desc(), UserSession.id)
-    )
-    return [record for record in rows if auth_sessions.is_live(settings, record, now)]
+    return list(await session.scalars(_live_sessions(settings, user_id)))
+
+
+async def page_sessions(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, paging: PageParams
+) -> tuple[list[UserSession], int]:
+    """One page of the user's live sessions, most recently active first, and their number."""
+    return await paginate(session, _live_sessions(settings, user_id), paging)
 
 
 async def end_own_session(session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
