@@ -65,7 +65,7 @@ class LiveServer:
         ]
 
 
-def _wait_until_serving(server: LiveServer, timeout: float = 20.0) -> None:
+def _wait_until_serving(server: LiveServer, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
