@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from types import ModuleType
 
 import httpx
@@ -12,11 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.auth.helpers import API, link_token, login, outbox_bodies, unique_email
+from tests.auth.test_timing import _medians
+from tests.conftest import RolledBackDatabase, _client_for, make_settings
 from tests.factories import DEFAULT_PASSWORD, create_user, sign_in
 from tests.orgs.conftest import NewClient
 from townsquare.auth.models import User
 from townsquare.db import Database, transaction
 from townsquare.email.models import OutboxEmail
+from townsquare.main import create_app
 
 CHANGE = f"{API}/auth/me/email"
 VERIFY = f"{API}/auth/verify-email"
@@ -26,6 +30,10 @@ async def _ask(
     client: httpx.AsyncClient, email: str, password: str = DEFAULT_PASSWORD
 ) -> httpx.Response:
     return await client.post(CHANGE, json={"email": email, "password": password})
+
+
+async def _ask_fresh(client: httpx.AsyncClient) -> httpx.Response:
+    return await _ask(client, unique_email("free"))
 
 
 async def _link_sent_to(session: AsyncSession, address: str) -> str:
@@ -261,3 +269,19 @@ class TestConcurrentConfirmations:
         async with transaction(committed_db, write=False) as s:
             owners = list(await s.scalars(select(User.id).where(User.email == contested)))
         assert len(owners) == 1
+
+
+class TestTiming:
+    async def test_a_taken_address_takes_about_as_long_as_a_free_one(
+        self, session: AsyncSession, db: RolledBackDatabase
+    ) -> None:
+        owner = await create_user(session)
+        user = await create_user(session)
+        app = create_app(make_settings(RATE_LIMIT_ENABLED=False), database=db)
+        async for client in _client_for(app):
+            await sign_in(session, client, user)
+            free, taken = await _medians(
+                partial(_ask_fresh, client), partial(_ask, client, owner.email), 202
+            )
+        print(f"email change median: free {free * 1000:.1f} ms, taken {taken * 1000:.1f} ms")
+        assert 0.5 < free / taken < 2.0
