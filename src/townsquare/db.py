@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from townsquare.config import Settings
+from townsquare.db_outages import database_unavailable, is_database_outage
 from townsquare.kit import clock
 from townsquare.read_pool import ReadPool
 
@@ -341,6 +342,15 @@ async def get_session(request: Request) -> AsyncSession:
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def _rollback_quietly(session: AsyncSession, exc: BaseException) -> None:
+    try:
+        await session.rollback()
+    except Exception:
+        # With the database gone the rollback fails too; the first error is the answer.
+        if not (isinstance(exc, Exception) and is_database_outage(exc)):
+            raise
+
+
 class TransactionalRoute(APIRoute):
     """A route whose request session commits once before the response is sent."""
 
@@ -357,11 +367,14 @@ class TransactionalRoute(APIRoute):
                 elif session is not None:
                     await session.rollback()
                 return response
-            except BaseException:
+            except BaseException as exc:
                 session = request.scope["townsquare"][_STATE_KEY]
                 if session is not None:
-                    await session.rollback()
                     session.info.pop("after_commit", None)
+                    await _rollback_quietly(session, exc)
+                if isinstance(exc, Exception) and is_database_outage(exc):
+                    logger.error("database unavailable: %s", type(exc).__name__)
+                    raise database_unavailable() from exc
                 raise
             finally:
                 session = request.scope["townsquare"][_STATE_KEY]

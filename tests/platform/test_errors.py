@@ -109,7 +109,7 @@ class TestProblemJson:
 class TestDatabaseOutage:
     async def test_database_out_of_connections_is_503(self, probe: httpx.AsyncClient) -> None:
         response = await probe.get("/api/v1/probe/too-many-clients")
-        body = _assert_problem(response, 503, "service_unavailable")
+        body = _assert_problem(response, 503, "database_unavailable")
         assert "too many clients" not in response.text
         assert response.headers["retry-after"] == "5"
         assert body["request_id"]
