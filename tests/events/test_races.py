@@ -18,7 +18,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from tests.conftest import make_settings
-from tests.events.helpers import in_days, make_event, make_shift, signups_url
+from tests.events.helpers import events_url, in_days, make_event, make_shift, signups_url
 from tests.factories import add_member, create_organization, create_user, sign_in
 from townsquare.config import Settings
 from townsquare.db import Database, transaction
@@ -175,3 +175,32 @@ class TestRacingCancellations:
                 select(func.count()).where(OutboxEmail.template == "shift_promoted")
             )
         assert emails == 2 * rounds
+
+
+class TestManagersAndVolunteersAtOnce:
+    async def test_edits_of_the_event_and_shift_never_deadlock_with_signups(
+        self, committed_db: Database, settings: Settings
+    ) -> None:
+        volunteers_count = 30
+        async with clients(committed_db, volunteers_count + 1) as (manager, *volunteers):
+            slug, _ = await a_team(committed_db, [manager, *volunteers])
+            event = await make_event(manager, slug, starts_at=in_days(3))
+            shift = await make_shift(manager, slug, event, capacity=PLACES)
+            url = signups_url(slug, shift)
+            event_url = f"{events_url(slug)}/{event['id']}"
+            shift_url = f"{event_url}/shifts/{shift['id']}"
+
+            edits = [
+                *(manager.patch(event_url, json={"location": f"Hall {n}"}) for n in range(5)),
+                *(manager.patch(shift_url, json={"location": f"Gate {n}"}) for n in range(4)),
+                manager.patch(shift_url, json={"capacity": PLACES + 5}),
+            ]
+            signups = [c.post(url, json={"waitlist": True}) for c in volunteers]
+            responses = await asyncio.gather(*edits, *signups)
+
+        assert [r.status_code for r in responses[: len(edits)]] == [200] * len(edits)
+        assert codes(responses[len(edits) :]) == {201: volunteers_count}
+        stored = await stored_signups(committed_db, shift["id"])
+        confirmed = sum(1 for s in stored if s.status == SignupStatus.confirmed)
+        assert confirmed == await confirmed_count(committed_db, shift["id"])
+        assert confirmed == PLACES + 5

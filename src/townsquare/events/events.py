@@ -2,7 +2,9 @@
 
 Every function takes the caller's `OrgContext` and filters by `ctx.org.id`. Members who may
 not manage events see published and cancelled events only; a draft is not found for them.
-An event row about to change is read with its row lock, then its shifts with theirs.
+An event row about to change is read with its row lock, then its shifts with theirs
+(`FOR NO KEY UPDATE`: a signup inserted meanwhile, which holds its shift's lock and takes a
+key-share lock on the event, must not wait on the event while this waits on the shift).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ async def get_event(
     member who does not manage events)."""
     statement = select(Event).where(Event.id == event_id, Event.organization_id == ctx.org.id)
     if for_update:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+        statement = statement.with_for_update(key_share=True).execution_options(
+            populate_existing=True
+        )
     event = await session.scalar(statement)
     if event is None or (event.status == EventStatus.draft and not manages(ctx)):
         raise EventNotFound()
@@ -135,7 +139,7 @@ async def _shifts(session: AsyncSession, event: Event) -> list[Shift]:
         select(Shift)
         .where(Shift.event_id == event.id)
         .order_by(Shift.starts_at, Shift.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     return list(rows.all())

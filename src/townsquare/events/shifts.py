@@ -50,12 +50,13 @@ class ShiftView:
 
 
 async def lock_shift(session: AsyncSession, shift_id: uuid.UUID) -> Shift | None:
-    """The shift, read afresh under its row lock (PostgreSQL `FOR UPDATE`; a SQLite write
-    transaction holds the database lock already)."""
+    """The shift, read afresh under its row lock (PostgreSQL `FOR NO KEY UPDATE`: it queues
+    every other lock of the row but not the key-share locks of rows inserted elsewhere that
+    reference it; a SQLite write transaction holds the database lock already)."""
     shift: Shift | None = await session.scalar(
         select(Shift)
         .where(Shift.id == shift_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     return shift
