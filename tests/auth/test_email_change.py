@@ -285,3 +285,19 @@ class TestTiming:
             )
         print(f"email change median: free {free * 1000:.1f} ms, taken {taken * 1000:.1f} ms")
         assert 0.5 < free / taken < 2.0
+
+
+class TestRateLimit:
+    async def test_one_address_is_not_emailed_without_end(
+        self, session: AsyncSession, db: RolledBackDatabase
+    ) -> None:
+        target = unique_email("victim")
+        app = create_app(make_settings(RATE_LIMIT_REGISTER="2/hour"), database=db)
+        answers = []
+        async for client in _client_for(app):
+            for _ in range(3):
+                await sign_in(session, client, await create_user(session))
+                answers.append(await _ask(client, target))
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert "retry-after" in answers[-1].headers
+        assert len(await outbox_bodies(session, target)) == 2

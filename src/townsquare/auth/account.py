@@ -54,7 +54,8 @@ async def request_email_change(
     await limiter.consume(
         (settings.RATE_LIMIT_CHANGE_PASSWORD, ("change-email", "ip", client_ip(request))),
         (settings.RATE_LIMIT_CHANGE_PASSWORD, ("change-email", "account", str(user.id))),
-        (settings.RATE_LIMIT_CHANGE_PASSWORD, ("change-email", "address", body.email)),
+        # Like registration, a request emails the address it names: the same per-address cap.
+        (settings.RATE_LIMIT_REGISTER, ("change-email", "address", body.email)),
     )
     await email_change.request_email_change(
         session, settings, user, new_email=body.email, password=body.password
