@@ -264,3 +264,25 @@ class TestNoShowsAndRosters:
         )
         members_roster = await team.clients[MEMBER].get(url)
         assert problem_code(members_roster, 403) == "permission_denied"
+
+
+class TestTenancy:
+    async def test_another_orgs_signup_and_shift_are_not_found_and_unchanged(
+        self, team: Team, session: AsyncSession
+    ) -> None:
+        their_event = await make_event(team.outsider_client, team.other_org.slug)
+        their_shift = await make_shift(team.outsider_client, team.other_org.slug, their_event)
+        theirs_url = signups_url(team.other_org.slug, their_shift)
+        signup = (await team.outsider_client.post(theirs_url, json={})).json()
+        # The other org's ids, addressed through this org's path.
+        mine = signups_url(team.org.slug, their_shift)
+
+        cancel = await team.clients[EDITOR].delete(f"{mine}/{signup['id']}")
+        no_show = await team.clients[EDITOR].post(f"{mine}/{signup['id']}/no-show")
+        roster = await team.clients[EDITOR].get(mine)
+        join = await team.clients[MEMBER].post(mine, json={})
+
+        for response in (cancel, no_show, roster, join):
+            assert problem_code(response, 404) == "event_not_found"
+        still = (await team.outsider_client.get(theirs_url)).json()["items"]
+        assert [(s["id"], s["status"]) for s in still] == [(signup["id"], "confirmed")]
