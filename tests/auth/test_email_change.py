@@ -301,3 +301,18 @@ class TestRateLimit:
         assert [a.status_code for a in answers] == [202, 202, 429]
         assert "retry-after" in answers[-1].headers
         assert len(await outbox_bodies(session, target)) == 2
+
+
+class TestInternationalAddresses:
+    async def test_a_non_ascii_new_address_is_confirmed_like_any_other(
+        self, session: AsyncSession, client: httpx.AsyncClient
+    ) -> None:
+        user = await create_user(session)
+        await sign_in(session, client, user)
+        for address in ("jürgen@example.org", "ada@bücher.de"):
+            asked = await _ask(client, address)
+            assert asked.status_code == 202, asked.text
+            token = await _link_sent_to(session, address)
+            confirmed = await client.post(VERIFY, json={"token": token})
+            assert confirmed.status_code == 200, confirmed.text
+            assert confirmed.json()["email"] == address
