@@ -1,5 +1,6 @@
 """The signed-in person's own views across organizations: `GET/PATCH /auth/me`,
-`GET /me/conversations`.
+`GET /me/conversations`; with the account routes of `me.account` (deletion, export,
+invitations) and `auth.account` (email change) included.
 
 It sits above auth and orgs, so that identity never imports the organizations domain.
 """
