@@ -181,6 +181,7 @@ class TestSmtpDelivery:
             SMTP_HOST="127.0.0.1",
             SMTP_PORT=free_port(),
             EMAIL_MAX_ATTEMPTS=3,
+            SMTP_USERNAME="townsquare",
             SMTP_PASSWORD="hunter2-smtp-secret",
         )
         row = await _enqueue(session)
