@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import IP_MAX, USER_AGENT_MAX, User, UserSession
@@ -90,19 +90,22 @@ async def start_session(
     )
 
 
+# Built once: every authenticated request runs it (building a statement costs more than
+# its parameters do).
+_SESSION_BY_TOKEN_HASH = (
+    select(UserSession, User)
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
+
+
 async def find_live_session(
     session: AsyncSession, settings: Settings, token: str
 ) -> tuple[UserSession, User] | None:
     """The live session of a cookie token and its active user, or None."""
     if not token or len(token) > 256:
         return None
-    row = (
-        await session.execute(
-            select(UserSession, User)
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.token_hash == hash_token(token))
-        )
-    ).first()
+    row = (await session.execute(_SESSION_BY_TOKEN_HASH, {"token_hash": hash_token(token)})).first()
     if row is None:
         return None
     record, user = row

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from townsquare.auth.deps import CurrentUser
 from townsquare.db import DbSession
@@ -22,6 +22,29 @@ SupportAgent = Annotated[OrgContext, org_guard(Permission.support_inbox, module=
 canned responses, stats. Other members get 403, everybody else 404."""
 
 
+# One statement, built once: the org, the caller's membership and whether support is on.
+_ORG_FOR_CALLER = (
+    select(
+        Organization,
+        Membership,
+        select(OrganizationModule.module)
+        .where(
+            OrganizationModule.organization_id == Organization.id,
+            OrganizationModule.module == Module.support,
+        )
+        .exists(),
+    )
+    .outerjoin(
+        Membership,
+        and_(
+            Membership.organization_id == Organization.id,
+            Membership.user_id == bindparam("user_id"),
+        ),
+    )
+    .where(Organization.slug == bindparam("slug"))
+)
+
+
 async def support_caller(
     session: DbSession,
     user: CurrentUser,
@@ -31,25 +54,7 @@ async def support_caller(
     `organization_not_found` for no such org, 403 `module_disabled`); members or not."""
     if not is_valid_slug(org):
         raise OrganizationNotFound()
-    # One statement: the org, the caller's membership and whether support is on.
-    support_on = (
-        select(OrganizationModule.module)
-        .where(
-            OrganizationModule.organization_id == Organization.id,
-            OrganizationModule.module == Module.support,
-        )
-        .exists()
-    )
-    row = (
-        await session.execute(
-            select(Organization, Membership, support_on)
-            .outerjoin(
-                Membership,
-                and_(Membership.organization_id == Organization.id, Membership.user_id == user.id),
-            )
-            .where(Organization.slug == org)
-        )
-    ).first()
+    row = (await session.execute(_ORG_FOR_CALLER, {"slug": org, "user_id": user.id})).first()
     if row is None:
         raise OrganizationNotFound()
     organization, membership, enabled = row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.config import Settings
@@ -101,12 +101,16 @@ async def sent_with(
 ) -> ChatMessage | None:
     """The caller's message in `conversation` with this `client_msg_id`, if any."""
     return await session.scalar(
-        select(ChatMessage).where(
-            ChatMessage.conversation_id == conversation.id,
-            ChatMessage.sender_id == caller.user.id,
-            ChatMessage.client_msg_id == client_msg_id,
-        )
+        _SENT_WITH,
+        {"conversation_id": conversation.id, "sender_id": caller.user.id, "cmid": client_msg_id},
     )
+
+
+_SENT_WITH = select(ChatMessage).where(
+    ChatMessage.conversation_id == bindparam("conversation_id"),
+    ChatMessage.sender_id == bindparam("sender_id"),
+    ChatMessage.client_msg_id == bindparam("cmid"),
+)
 
 
 async def _present(

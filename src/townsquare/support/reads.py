@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, Integer, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -75,6 +75,25 @@ async def unread_count(
     return int(count or 0)
 
 
+# Built once: every message sent moves its sender's cursor.
+_SEQ = bindparam("seq", type_=Integer)
+_ADVANCE = (
+    update(ChatParticipant)
+    .where(
+        ChatParticipant.conversation_id == bindparam("b_conversation_id"),
+        ChatParticipant.user_id == bindparam("b_user_id"),
+    )
+    .values(
+        last_read_seq=case(
+            (ChatParticipant.last_read_seq < _SEQ, _SEQ),
+            else_=ChatParticipant.last_read_seq,
+        )
+    )
+    .returning(ChatParticipant.last_read_seq)
+    .execution_options(synchronize_session=False)
+)
+
+
 async def advance(
     session: AsyncSession,
     conversation: Conversation,
@@ -85,17 +104,7 @@ async def advance(
     """Move the person's cursor forward to `seq` (never back), adding their participant
     row when they have none; returns the cursor. One statement when the row exists."""
     moved = await session.scalar(
-        update(ChatParticipant)
-        .where(
-            ChatParticipant.conversation_id == conversation.id, ChatParticipant.user_id == user_id
-        )
-        .values(
-            last_read_seq=case(
-                (ChatParticipant.last_read_seq < seq, seq), else_=ChatParticipant.last_read_seq
-            )
-        )
-        .returning(ChatParticipant.last_read_seq)
-        .execution_options(synchronize_session=False)
+        _ADVANCE, {"b_conversation_id": conversation.id, "b_user_id": user_id, "seq": seq}
     )
     if moved is not None:
         return moved
