@@ -44,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -62,7 +62,7 @@ PREFIX = "/api/v1/public/orgs"
 PAGE_SIZE = 20
 SLUG_COUNT = 100
 SERVERS = ("townsquare", "floor")
-REQUESTS = ("page1", "deep", "slug")
+REQUESTS = ("page1", "deep", "slug", "slug304")
 # Issue 9's targets for the two hot reads (page 1 and by slug), against the floor in the
 # same run; deep pages keep theirs: the cost of page 1 (CPU per request) within 20%.
 HOT_REQUESTS = ("page1", "slug")
@@ -70,6 +70,10 @@ RATIO_TARGET = 0.75
 P99_TARGET = 2.0
 DEEP_RATIO_TARGET = 0.5
 DEEP_TOLERANCE = 0.20
+# The conditional read (QUALITY.md): an article revalidated with If-None-Match, answered
+# 304, must cost less (CPU per request, app + db) than the 200 it replaces. The floor has
+# no validators and answers it 200.
+CONDITIONAL = "slug304"
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -82,12 +86,21 @@ def _free_port() -> int:
         return port
 
 
-def _get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+def _get(
+    port: int, path: str, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    status, body, _ = _get_with_headers(port, path, timeout, headers)
+    return status, body
+
+
+def _get_with_headers(
+    port: int, path: str, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, http.client.HTTPMessage]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, response.read(), response.headers
     finally:
         conn.close()
 
@@ -328,11 +341,14 @@ class Plan:
     deep: dict[int, str]  # page number: path with that page's cursor
     slugs: list[str]
     expected: dict[str, bytes]  # path: the bytes the first server answered
+    etags: dict[str, str] = field(default_factory=dict)  # slug: Townsquare's ETag
 
     def slug_path(self, slug: str) -> str:
         return f"{PREFIX}/{self.org}/articles/{quote(slug)}"
 
-    def targets(self, requests: list[str], lua: Path) -> list[tuple[str, str, Path | None]]:
+    def targets(
+        self, requests: list[str], scripts: dict[str, Path]
+    ) -> list[tuple[str, str, Path | None]]:
         """(key, path, wrk script) of every request to load, in the order given."""
         found: list[tuple[str, str, Path | None]] = []
         for request in requests:
@@ -340,8 +356,11 @@ class Plan:
                 found.append(("page1", self.page1, None))
             elif request == "deep":
                 found += [(f"page{n}", path, None) for n, path in sorted(self.deep.items())]
+            elif request == CONDITIONAL:
+                if self.etags:
+                    found.append((request, self.slug_path(self.slugs[0]), scripts.get(request)))
             else:
-                found.append(("slug", self.slug_path(self.slugs[0]), lua))
+                found.append(("slug", self.slug_path(self.slugs[0]), scripts.get("slug")))
         return found
 
 
@@ -397,6 +416,18 @@ def make_plan(port: int, org: str, deep_pages: list[int], slugs: list[str]) -> P
         if status != 200:
             raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
         plan.expected[path] = body
+    for slug in slugs:
+        path = plan.slug_path(slug)
+        status, _, headers = _get_with_headers(port, path)
+        etag = headers.get("etag")
+        if status != 200 or etag is None:
+            break
+        revalidated, body = _get(port, path, headers={"if-none-match": etag})
+        if revalidated != 304 or body:
+            raise SystemExit(f"GET {path} with If-None-Match answered {revalidated}, not 304")
+        plan.etags[slug] = etag
+    if plan.etags and len(plan.etags) != len(slugs):
+        raise SystemExit("not every article answered an ETag")
     print(
         f"walked {max(deep_pages):,} pages of {PAGE_SIZE} by cursor"
         f" in {time.monotonic() - started:.1f} s"
@@ -473,20 +504,27 @@ def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
     return rps, p50, p99, total, errors
 
 
-def slug_script(plan: Plan, directory: Path) -> Path:
+def slug_scripts(plan: Plan, directory: Path) -> dict[str, Path]:
+    """The wrk scripts of the article reads: rotating over the published slugs, each
+    thread from its own starting point; the conditional one sends each article's ETag."""
     paths = ",\n".join(f'  "{plan.slug_path(s)}"' for s in plan.slugs)
-    script = directory / "slugs.lua"
-    script.write_text(
-        "-- rotate over the published slugs, each thread from its own starting point\n"
-        f"local paths = {{\n{paths}\n}}\n"
-        "local i = 0\n"
-        "function init(args) i = math.random(#paths) end\n"
-        "function request()\n"
-        "  i = i % #paths + 1\n"
-        "  return wrk.format(nil, paths[i])\n"
-        "end\n"
-    )
-    return script
+    etags = ",\n".join(f"  {json.dumps(plan.etags[s])}" for s in plan.slugs if s in plan.etags)
+    scripts = {}
+    for key, headers in (("slug", "nil"), (CONDITIONAL, '{["If-None-Match"] = etags[i]}')):
+        if key == CONDITIONAL and not plan.etags:
+            continue
+        script = scripts[key] = directory / f"{key}.lua"
+        script.write_text(
+            f"local paths = {{\n{paths}\n}}\n"
+            f"local etags = {{\n{etags}\n}}\n"
+            "local i = 0\n"
+            "function init(args) i = math.random(#paths) end\n"
+            "function request()\n"
+            "  i = i % #paths + 1\n"
+            f"  return wrk.format(nil, paths[i], {headers})\n"
+            "end\n"
+        )
+    return scripts
 
 
 def run_wrk(
@@ -567,7 +605,7 @@ def load_servers(
     """Every (request, connections) cell on each server in turn. From round to round the
     servers' order and the requests' order alternate, so that neither a server nor a
     request (page 1 against a deep page) always runs at the same moment of a round."""
-    targets = plan.targets(args.requests, slug_script(plan, scratch))
+    targets = plan.targets(args.requests, slug_scripts(plan, scratch))
     results = []
     for round_number in range(args.repeat):
         if args.repeat > 1:
@@ -611,9 +649,10 @@ def report(
 ) -> list[str]:
     """The table of `subject` (Townsquare, or a variant of it) against the floor."""
     lines = [f"== {subject} vs floor"]
-    keys = [key for key, _, _ in plan.targets(args.requests, Path())]
-    names = {key: f"list page {key[4:]} ({PAGE_SIZE})" for key in keys if key != "slug"}
+    keys = [key for key, _, _ in plan.targets(args.requests, {})]
+    names = {key: f"list page {key[4:]} ({PAGE_SIZE})" for key in keys if key.startswith("page")}
     names["slug"] = f"article by slug ({len(plan.slugs)})"
+    names[CONDITIONAL] = "  the same, 304"
     server_head = f"{'req/s':>7} {'p50':>6} {'p99':>7} {'app':>5} {'db':>5}"
     header = (
         f"{'':<24} {'':>5} | {subject[:33]:<33} | {'floor':<33} | {'/ floor':<17}\n"
@@ -643,7 +682,7 @@ def report(
             )
             hot = request in HOT_REQUESTS
             target = RATIO_TARGET if hot else DEEP_RATIO_TARGET
-            if ratio < target:
+            if request != CONDITIONAL and ratio < target:
                 misses.append(f"{request} c={connections}: ratio {ratio:.2f} < {target}")
             if hot and p99x > P99_TARGET:
                 misses.append(
@@ -679,6 +718,22 @@ def report(
                         f"page {deep_key[4:]} c={connections}: costs x{by_cpu:.2f} page 1's"
                         " (cpu per request)"
                     )
+    for connections in args.connections if CONDITIONAL in keys else []:
+        full = _median(results, subject, "slug", connections)
+        conditional = _median(results, subject, CONDITIONAL, connections)
+        if full is None or conditional is None or not full.rps:
+            continue
+        full_cost = full.cpu_ms + full.db_ms
+        conditional_cost = conditional.cpu_ms + conditional.db_ms
+        by_cpu = conditional_cost / full_cost if full_cost else 0.0
+        lines.append(
+            f"304 vs its 200, {subject:<10} c={connections:<3}: cpu cost x{by_cpu:.2f}"
+            f" ({conditional_cost:.2f} vs {full_cost:.2f} ms/req),"
+            f" req/s x{conditional.rps / full.rps:.2f}"
+            f" ({conditional.rps:,.0f} vs {full.rps:,.0f})"
+        )
+        if by_cpu >= 1:
+            misses.append(f"{CONDITIONAL} c={connections}: a 304 costs x{by_cpu:.2f} its 200")
     errors = sum(r.errors for r in results)
     if errors:
         misses.append(f"{errors} failed responses or socket errors during the runs")

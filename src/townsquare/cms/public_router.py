@@ -86,6 +86,7 @@ async def list_public_articles(
         Query(
             min_length=1,
             max_length=200,
+            pattern=r"^[^\x00-\x1f]+$",
             description="Search words in titles, excerpts and bodies: articles with all of "
             'them, best match first (PostgreSQL also reads `"a phrase"`, `or` and `-word`).',
         ),
