@@ -3,10 +3,12 @@ each answer parsed back by `icalendar` and read field by field."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 import httpx
+import pytest
 from icalendar import Calendar, Event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,6 +112,23 @@ class TestToken:
         anonymous = await new_client()
 
         problem(await anonymous.post(TOKEN), 401, "not_authenticated")
+
+
+class TestSecrecy:
+    async def test_the_token_never_reaches_the_log(
+        self, session: AsyncSession, new_client: NewClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        client = (await arranged(session, new_client))[3]
+
+        with caplog.at_level(logging.DEBUG):
+            token = await new_token(client)
+            await feed(client, token)
+            await (await new_client()).get(FEED, params={"token": token + "x"})
+
+        # The test's own HTTP client logs the URL it called; the server must not.
+        server_side = [r for r in caplog.records if not r.name.startswith("httpx")]
+        assert any(r.name == "townsquare.access" for r in server_side)
+        assert not [r for r in server_side if token in r.getMessage() or token in str(r.args)]
 
 
 class TestFeed:
