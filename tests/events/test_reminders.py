@@ -166,6 +166,50 @@ class TestReminder:
         assert len(await reminders_to(session, ana)) == 1
 
 
+class TestMovedShift:
+    async def test_a_shift_moved_later_is_reminded_again_before_its_new_time(
+        self, db: SessionSource, session: AsyncSession, settings: Settings, clock: ModuleType
+    ) -> None:
+        clock.freeze(NOW)
+        org = await festival_org(session)
+        ana = await volunteer(session, org, "Ana")
+        event = await make_event(session, org, days=10)
+        shift = await make_shift(session, event, starts_at=NOW + timedelta(hours=10))
+        await sign_up(session, shift, ana)
+        assert await sweep(db, settings) == 1
+        shift.starts_at = NOW + timedelta(days=3)
+        shift.ends_at = shift.starts_at + timedelta(hours=4)
+        await session.flush()
+
+        assert await sweep(db, settings) == 0
+        clock.travel(timedelta(days=2, hours=1))
+        assert await sweep(db, settings) == 1
+        assert await sweep(db, settings) == 0
+
+        first, second = await reminders_to(session, ana)
+        assert "Friday 27 March 2026, 23:00 CET" in first[0]
+        assert "Monday 30 March 2026, 14:00 CEST" in second[0]
+
+    async def test_a_shift_moved_earlier_is_not_reminded_twice(
+        self, db: SessionSource, session: AsyncSession, settings: Settings, clock: ModuleType
+    ) -> None:
+        clock.freeze(NOW)
+        org = await festival_org(session)
+        ana = await volunteer(session, org, "Ana")
+        event = await make_event(session, org, days=10)
+        shift = await make_shift(session, event, starts_at=NOW + timedelta(hours=20))
+        await sign_up(session, shift, ana)
+        assert await sweep(db, settings) == 1
+        shift.starts_at = NOW + timedelta(hours=5)
+        shift.ends_at = shift.starts_at + timedelta(hours=4)
+        await session.flush()
+
+        for _ in range(4):
+            clock.travel(timedelta(hours=1))
+            assert await sweep(db, settings) == 0
+        assert len(await reminders_to(session, ana)) == 1
+
+
 class TestDowntime:
     async def test_worker_back_after_downtime_catches_up_on_shifts_still_ahead(
         self, db: SessionSource, session: AsyncSession, clock: ModuleType

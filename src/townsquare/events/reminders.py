@@ -3,12 +3,16 @@
 A signup is due once its shift starts within the reminder window and has not started
 yet, so a worker that was down catches up on every shift still ahead and never reminds
 anyone of one already under way. The claim is a single conditional UPDATE: it sets
-`reminder_sent_at` only where it is still NULL and the signup still confirmed, and
-RETURNING hands this transaction the rows it won. The reminder emails go into the outbox
-in that same transaction, so a signup is reminded exactly once however many workers
-sweep at the same time (PostgreSQL: the candidates are picked with SKIP LOCKED, and a row
-another worker updated first fails the re-checked condition; SQLite: one writer at a
-time), and a crash before the commit leaves the signup due for the next sweep.
+`reminder_sent_at` only where it is still unset (or stale, below) and the signup still
+confirmed, and RETURNING hands this transaction the rows it won. The reminder emails go
+into the outbox in that same transaction, so a signup is reminded exactly once however
+many workers sweep at the same time (PostgreSQL: the candidates are picked with SKIP
+LOCKED, and a row another worker updated first fails the re-checked condition; SQLite:
+one writer at a time), and a crash before the commit leaves the signup due for the next
+sweep.
+
+A shift moved later after its reminder went out is reminded again: a reminder older than
+the window, for a shift still ahead and now within it, was about the old time.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import User
@@ -41,13 +45,17 @@ async def send_due_reminders(
     """Claim up to `WORKER_BATCH_SIZE` due signups and queue their reminders; returns how
     many emails were queued and how many signups were claimed (a deactivated account's
     is claimed without an email). The caller commits."""
+    # Sent more than a window ago while the shift is due now: sent for an earlier time.
+    not_reminded = or_(
+        Signup.reminder_sent_at.is_(None), Signup.reminder_sent_at < now - window(settings)
+    )
     candidates = (
         select(Signup.id)
         .join(Shift, Shift.id == Signup.shift_id)
         .join(Event, Event.id == Signup.event_id)
         .where(
             Signup.status == SignupStatus.confirmed,
-            Signup.reminder_sent_at.is_(None),
+            not_reminded,
             Shift.cancelled_at.is_(None),
             Shift.starts_at > now,
             Shift.starts_at <= now + window(settings),
@@ -63,7 +71,7 @@ async def send_due_reminders(
             .where(
                 Signup.id.in_(candidates.scalar_subquery()),
                 Signup.status == SignupStatus.confirmed,
-                Signup.reminder_sent_at.is_(None),
+                not_reminded,
             )
             .values(reminder_sent_at=now)
             .returning(Signup.id)
