@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import User
 from townsquare.kit.pagination import PageParams, paginate
-from townsquare.orgs import audit, schemas
+from townsquare.orgs import audit, departures, schemas
 from townsquare.orgs.context import OrgContext
 from townsquare.orgs.enums import MemberRole, Permission
 from townsquare.orgs.errors import (
@@ -166,6 +166,7 @@ async def change_member_role(
     previous = target.role
     target.role = role
     await session.flush()
+    await departures.membership_changed(session, ctx, user.id, role)
     await audit.record(
         session,
         ctx,
@@ -188,6 +189,7 @@ async def remove_member(session: AsyncSession, ctx: OrgContext, member_id: uuid.
     await _ensure_not_last_owner(session, target)
     await session.delete(target)
     await session.flush()
+    await departures.membership_changed(session, ctx, user.id, None)
     await audit.record(
         session,
         ctx,
@@ -207,6 +209,7 @@ async def _leave(session: AsyncSession, ctx: OrgContext, actor: Membership) -> N
     await _ensure_not_last_owner(session, actor)
     await session.delete(actor)
     await session.flush()
+    await departures.membership_changed(session, ctx, ctx.user.id, None)
     await audit.record(
         session,
         ctx,

@@ -21,6 +21,7 @@ from townsquare.db import DbSession, TransactionalRoute
 from townsquare.support import (
     canned_router,
     conversations,
+    departures,  # noqa: F401  (registers the inbox's handler of members who leave)
     inbox,
     messages_router,
     ratings,

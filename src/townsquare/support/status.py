@@ -271,3 +271,45 @@ async def resolve_unattended(
     )
     names = await views.conversation_names(session, [conversation])
     live.conversation_updated(session, conversation, names)
+
+
+async def unassign_departed(
+    session: AsyncSession,
+    ctx: OrgContext,
+    user_id: uuid.UUID,
+    *,
+    left: bool,
+    settings: Settings,
+) -> int:
+    """Unassign every conversation of `ctx.org` (closed ones aside) assigned to `user_id`,
+    who left the organization or whose role no longer works the inbox; returns how many.
+    Each gets a system message and an audit entry, as an unassignment by hand does."""
+    assigned = (
+        await session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.organization_id == ctx.org.id,
+                Conversation.assignee_id == user_id,
+                Conversation.status != ConversationStatus.closed,
+            )
+            .order_by(Conversation.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    name = await session.scalar(select(User.display_name).where(User.id == user_id))
+    reason = "left the organization" if left else "no longer answers support conversations"
+    for conversation in assigned:
+        conversation.assignee_id = None
+        if conversation.status in ACTIVE:
+            conversation.status = _active_status(conversation)
+        await _announce(
+            session,
+            ctx,
+            conversation,
+            event=SystemEvent.unassigned,
+            body=f"{name or 'The assignee'} {reason}; the conversation is unassigned.",
+            data={"assignee_id": None, "previous_assignee_id": str(user_id)},
+            settings=settings,
+        )
+    return len(assigned)
