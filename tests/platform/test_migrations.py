@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import _TMP, IS_POSTGRES, POSTGRES_URL, make_settings
-from townsquare.cms.models import is_search_table
+from townsquare.cms.models import described_by_models, is_search_table
 from townsquare.db import Base, Database
 from townsquare.migrations import runner
 
@@ -45,10 +45,8 @@ def _diff(connection: Connection) -> list[Any]:
         connection,
         opts={
             "compare_type": True,
-            # SQLite's FTS5 search table and its shadow tables have no model.
-            "include_name": lambda name, type_, parent: (
-                not (type_ == "table" and is_search_table(name))
-            ),
+            # The full-text search's table (SQLite), column and index (PostgreSQL).
+            "include_name": described_by_models,
         },
     )
     return list(compare_metadata(context, Base.metadata))

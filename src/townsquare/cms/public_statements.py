@@ -32,7 +32,7 @@ from sqlalchemy import (
     table,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR, array
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, Subquery
 
@@ -41,12 +41,12 @@ from townsquare.cms.enums import ArticleStatus
 from townsquare.cms.models import (
     ARTICLE_SEARCH_TABLE,
     SEARCH_CONFIG,
+    SEARCH_DOCUMENT_COLUMN,
     Article,
     ArticleOldSlug,
     ArticleTag,
     Category,
     Tag,
-    search_document,
 )
 from townsquare.orgs.enums import Module
 from townsquare.orgs.models import Organization, OrganizationModule
@@ -184,7 +184,7 @@ def _rank(dialect: str) -> tuple[ColumnElement[Any], ColumnElement[bool], Any]:
     """The search's rank (higher is better), its match condition and what to select it
     from. `:q` is the search as typed on PostgreSQL, an FTS5 query on SQLite."""
     if dialect == "postgresql":
-        document = search_document(articles)
+        document = literal_column(f"articles.{SEARCH_DOCUMENT_COLUMN}", type_=TSVECTOR)
         query = func.websearch_to_tsquery(
             literal_column(f"'{SEARCH_CONFIG}'::regconfig"), bindparam("q", type_=Text)
         )

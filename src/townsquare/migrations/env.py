@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from townsquare.cms.models import is_search_table
+from townsquare.cms.models import described_by_models
 from townsquare.config import get_settings
 from townsquare.db import Base, Database
 from townsquare.models import import_all_models
@@ -22,10 +22,8 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        # SQLite's FTS5 search table and its shadow tables have no model.
-        include_name=lambda name, type_, parent_names: (
-            not (type_ == "table" and is_search_table(name))
-        ),
+        # The full-text search's table (SQLite), column and index (PostgreSQL) have no model.
+        include_name=described_by_models,
     )
     with context.begin_transaction():
         context.run_migrations()

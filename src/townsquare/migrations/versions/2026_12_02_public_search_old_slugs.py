@@ -1,6 +1,7 @@
 """Public reads: full-text search of articles and the old slugs that redirect.
 
-PostgreSQL: the GIN index `ix_articles_search` of the articles' weighted text vector.
+PostgreSQL: the articles' weighted text vector as the stored generated column
+`search_document`, and its GIN index `ix_articles_search`.
 SQLite: the FTS5 table `article_search`, its triggers, and the existing articles in it.
 
 Revision ID: 0006
@@ -21,11 +22,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # As `townsquare.cms.models` declares them at this revision.
-SEARCH_INDEX = (
-    "CREATE INDEX ix_articles_search ON articles USING gin (("
+SEARCH_DDL = (
+    "ALTER TABLE articles ADD COLUMN search_document tsvector GENERATED ALWAYS AS ("
     "setweight(to_tsvector('simple'::regconfig, title), 'A'::\"char\") || "
     "setweight(to_tsvector('simple'::regconfig, excerpt), 'B'::\"char\") || "
-    "setweight(to_tsvector('simple'::regconfig, body), 'D'::\"char\")))"
+    "setweight(to_tsvector('simple'::regconfig, body), 'D'::\"char\")) STORED",
+    "CREATE INDEX ix_articles_search ON articles USING gin (search_document)",
 )
 ARTICLE_SEARCH_TABLE = "article_search"
 SQLITE_SEARCH_DDL = (
@@ -72,7 +74,8 @@ def upgrade() -> None:
         op.f("ix_article_old_slugs_article_id"), "article_old_slugs", ["article_id"], unique=False
     )
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(SEARCH_INDEX)
+        for statement in SEARCH_DDL:
+            op.execute(statement)
     else:
         for statement in SQLITE_SEARCH_DDL:
             op.execute(statement)
@@ -85,6 +88,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_articles_search", table_name="articles")
+        op.drop_column("articles", "search_document")
     else:
         for trigger in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS {ARTICLE_SEARCH_TABLE}_{trigger}")
