@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.support.conftest import Desk, audit_actions
+from tests.factories import DEFAULT_PASSWORD
+from tests.support.conftest import API, Desk, audit_actions
 from tests.support.test_status import system_events
 from townsquare.orgs.models import Membership
 
@@ -92,4 +93,19 @@ class TestDepartures:
         assert (after["status"], after["assignee"]) == ("open", None)
         assert (await system_events(desk, "agent", c["id"]))[-1][2] == (
             "Agent Two no longer answers support conversations; the conversation is unassigned."
+        )
+
+    async def test_a_deleted_account_leaves_its_conversations_unassigned(
+        self, desk: Desk, session: AsyncSession
+    ) -> None:
+        c = await assigned_to(desk, "agent2")
+
+        deleted = await desk.clients["agent2"].request(
+            "DELETE", f"{API}/auth/me", json={"password": DEFAULT_PASSWORD}
+        )
+
+        assert deleted.status_code == 204, deleted.text
+        assert (await conversation(desk, c["id"]))["assignee"] is None
+        assert (await system_events(desk, "customer", c["id"]))[-1][2] == (
+            "Deleted user left the organization; the conversation is unassigned."
         )

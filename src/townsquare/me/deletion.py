@@ -37,7 +37,7 @@ from townsquare.events.models import Event, Shift, Signup
 from townsquare.events.shifts import lock_shift
 from townsquare.kit import clock
 from townsquare.me.errors import LastOwnerOfOrganizations
-from townsquare.orgs import audit
+from townsquare.orgs import audit, departures
 from townsquare.orgs.context import OrgContext
 from townsquare.orgs.enums import MemberRole
 from townsquare.orgs.members import lock_organization
@@ -101,6 +101,11 @@ async def delete_account(
     user.email_verified_at = None
     user.last_login_at = None
     await session.flush()
+    # After the anonymization, so that what other domains write names "Deleted user".
+    for membership, org in memberships:
+        await departures.membership_changed(
+            session, OrgContext(org=org, user=user, membership=membership), user.id, None
+        )
 
 
 async def _lock_memberships(
