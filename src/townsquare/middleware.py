@@ -9,36 +9,13 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from townsquare.db_outages import database_unavailable, is_database_outage
 from townsquare.errors import problem
 
 access_logger = logging.getLogger("townsquare.access")
 error_logger = logging.getLogger("townsquare.errors")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-# SQLSTATE classes that mean "the database cannot serve now", not "the request is wrong":
-# connection exceptions, insufficient resources (too many clients), operator intervention.
-_OUTAGE_SQLSTATE_PREFIXES = ("08", "53", "57P")
-
-
-def _is_database_outage(exc: BaseException) -> bool:
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        orig = exc.orig
-        sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
-        if sqlstate.startswith(_OUTAGE_SQLSTATE_PREFIXES):
-            return True
-        cause = getattr(orig, "__cause__", None)
-        sqlstate = str(getattr(cause, "sqlstate", None) or "")
-        if sqlstate.startswith(_OUTAGE_SQLSTATE_PREFIXES):
-            return True
-    return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, FileNotFoundError)
 
 
 def _loggable_path(scope: Scope) -> str:
@@ -96,17 +73,19 @@ class RequestContextMiddleware:
             from starlette.requests import Request
 
             request = Request(scope)
-            if _is_database_outage(exc):
+            if is_database_outage(exc):
                 error_logger.error(
                     "database unavailable: %s", type(exc).__name__, extra={"request_id": request_id}
                 )
+                # The same answer the transactional routes give (db_outages.py).
+                outage = database_unavailable()
                 response = problem(
-                    503,
-                    "service_unavailable",
-                    "Service unavailable",
-                    "The service is temporarily unavailable; try again shortly.",
+                    outage.status,
+                    outage.code,
+                    outage.title,
+                    outage.detail,
                     request=request,
-                    headers={"Retry-After": "5"},
+                    headers=outage.headers,
                 )
             else:
                 error_logger.exception("unhandled error", extra={"request_id": request_id})

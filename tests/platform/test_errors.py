@@ -49,6 +49,16 @@ def _app_with_probe_routes(db: RolledBackDatabase, settings: Settings) -> FastAP
         raise DBAPIError("SELECT 1", {}, _TooManyConnections("sorry, too many clients already"))
 
     app.include_router(router)
+
+    # Outside the transactional route class (as the storage downloads are): the error
+    # backstop in the middleware answers.
+    plain = APIRouter(prefix="/api/v1/plain-probe")
+
+    @plain.get("/connection-refused")
+    async def connection_refused() -> None:
+        raise ConnectionRefusedError("connect to 10.0.0.5:5432 refused")
+
+    app.include_router(plain)
     return app
 
 
@@ -113,6 +123,12 @@ class TestDatabaseOutage:
         assert "too many clients" not in response.text
         assert response.headers["retry-after"] == "5"
         assert body["request_id"]
+
+    async def test_the_same_answer_outside_a_transaction(self, probe: httpx.AsyncClient) -> None:
+        response = await probe.get("/api/v1/plain-probe/connection-refused")
+        _assert_problem(response, 503, "database_unavailable")
+        assert "10.0.0.5" not in response.text
+        assert response.headers["retry-after"] == "5"
 
 
 class TestRequestId:
