@@ -1,5 +1,5 @@
-"""Background duties on two workers at once: outbox email and scheduled publishing each
-happen exactly once, whichever worker claims the rows."""
+"""Background duties on two workers at once: outbox email, scheduled publishing and shift
+reminders each happen exactly once, whichever worker claims the rows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from tests.factories import create_article
+from tests.events.feed_helpers import make_event, make_shift, sign_up
+from tests.factories import create_article, create_organization, create_user
 from tests.realtime.conftest import organization, person
 from tests.scaleout.clients import http_client
 from tests.scaleout.conftest import SCALEOUT, Cluster
@@ -20,8 +21,11 @@ from townsquare.cms.models import Article, ArticleRevision
 from townsquare.db import Database, transaction
 from townsquare.email.enums import EmailStatus
 from townsquare.email.models import OutboxEmail
+from townsquare.events import reminders
+from townsquare.events.models import Signup
 from townsquare.kit import clock
 from townsquare.orgs.enums import MemberRole
+from townsquare.worker import signals
 
 pytestmark = SCALEOUT
 
@@ -146,3 +150,66 @@ async def test_articles_scheduled_for_the_same_second_are_published_once_each(
     )
     assert revisions == dict.fromkeys(ids, 1)
     assert len(published_at) == 1
+
+
+async def test_shift_reminders_are_sent_once_each_by_two_workers(
+    cluster: Cluster, shared_db: Database
+) -> None:
+    volunteers = 50
+    async with transaction(shared_db) as session:
+        org = await create_organization(session)
+        starts = clock.now() + timedelta(hours=2)
+        event = await make_event(session, org, starts_at=starts - timedelta(hours=1))
+        shift = await make_shift(session, event, starts_at=starts, capacity=volunteers)
+        users = [
+            await create_user(session, email=f"volunteer{n}.{org.slug}@example.com")
+            for n in range(volunteers)
+        ]
+        for user in users:
+            await sign_up(session, shift, user)
+        # What a committed change that makes a duty due does: wake every worker now.
+        await signals.notify_workers(session, "events.reminders")
+    addresses = [user.email for user in users]
+
+    async def all_sent() -> bool:
+        async with shared_db.session(write=False) as session:
+            sent = await session.scalar(
+                select(func.count())
+                .select_from(OutboxEmail)
+                .where(OutboxEmail.to_address.in_(addresses))
+                .where(OutboxEmail.status == EmailStatus.sent)
+            )
+        return sent == volunteers
+
+    waited = await _wait_until("every reminder sent", all_sent, timeout=60)
+    async with shared_db.session(write=False) as session:
+        queued = Counter(
+            (
+                await session.scalars(
+                    select(OutboxEmail.to_address).where(
+                        OutboxEmail.to_address.in_(addresses),
+                        OutboxEmail.template == reminders.TEMPLATE,
+                    )
+                )
+            ).all()
+        )
+        unreminded = await session.scalar(
+            select(func.count())
+            .select_from(Signup)
+            .where(Signup.shift_id == shift.id, Signup.reminder_sent_at.is_(None))
+        )
+    wanted = set(addresses)
+    received = Counter(
+        address
+        for _, recipients in list(cluster.smtp.handler.envelopes)
+        for address in recipients
+        if address in wanted
+    )
+    cluster.check_alive()
+    print(
+        f"\n{volunteers} shift reminders queued and sent {waited:.1f} s after the wake-up; "
+        f"SMTP received {sum(received.values())}"
+    )
+    assert queued == dict.fromkeys(addresses, 1)
+    assert received == dict.fromkeys(addresses, 1)
+    assert unreminded == 0
