@@ -44,7 +44,7 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	@if [ -n "$$TOWNSQUARE_TEST_DATABASE_URL" ]; then \
 		echo "== test suite on PostgreSQL =="; \
-		TOWNSQUARE_TEST_REDIS_URL=$(TEST_REDIS)/14 \
+		TOWNSQUARE_TEST_REDIS_URL=$(TEST_REDIS)/14 TOWNSQUARE_TEST_SCALEOUT_REDIS_URL=$(TEST_REDIS)/10 \
 		TOWNSQUARE_TEST_RATELIMIT_REDIS_URL=$(TEST_REDIS)/15 $(BIN)/pytest; \
 	else \
 		echo "TOWNSQUARE_TEST_DATABASE_URL is not set: PostgreSQL run skipped"; \
