@@ -53,13 +53,14 @@ def _database_url() -> str:
     return url.set(database=f"{url.database}_scaleout").render_as_string(hide_password=False)
 
 
-async def _recreate_database(url: str) -> None:
+async def _drop_database(url: str, *, create_again: bool) -> None:
     target = make_url(url)
     engine = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as admin:
             await admin.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-            await admin.execute(text(f'CREATE DATABASE "{target.database}"'))
+            if create_again:
+                await admin.execute(text(f'CREATE DATABASE "{target.database}"'))
     finally:
         await engine.dispose()
 
@@ -167,7 +168,7 @@ class Cluster:
 
 
 def _environment(database_url: str, smtp: SmtpServer, s3: S3Server, bucket: str) -> dict[str, str]:
-    """Production settings, as in deploy/townsquare.env, pointed at the loopback parts."""
+    """Production settings (the README's production list) pointed at the loopback parts."""
     settings: dict[str, object] = {
         "ENV": "production",
         "SECRET_KEY": SECRET_KEY,
@@ -195,7 +196,7 @@ def _environment(database_url: str, smtp: SmtpServer, s3: S3Server, bucket: str)
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     database_url = _database_url()
-    asyncio.run(_recreate_database(database_url))
+    asyncio.run(_drop_database(database_url, create_again=True))
     logs = tmp_path_factory.mktemp("scaleout-logs")
     redis_admin = redis.Redis.from_url(REDIS_URL)
     for key in redis_admin.scan_iter("townsquare:ratelimit*"):
@@ -234,6 +235,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             process.stop()
         s3.stop()
         smtp.stop()
+        asyncio.run(_drop_database(database_url, create_again=False))
 
 
 @pytest.fixture(scope="session")
