@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass(frozen=True, order=True)
+class ErrorDescription:
+    """What an error class answers, as the OpenAPI document lists it."""
+
+    status: int
+    code: str
+    title: str
+    detail: str | None
 
 
 class AppError(Exception):
@@ -34,6 +45,11 @@ class AppError(Exception):
         if headers is not None:
             self.headers = headers
         super().__init__(self.detail or self.title)
+
+    @classmethod
+    def describe(cls) -> ErrorDescription:
+        """The status, code, title and default detail every instance of the class answers."""
+        return ErrorDescription(cls.status, cls.code, cls.title, cls.detail)
 
 
 class BadRequest(AppError):

@@ -28,6 +28,33 @@ from townsquare.routing import LeanRoutes
 from townsquare.storage.factory import create_storage
 
 API_PREFIX = "/api/v1"
+# What is built, each with the paths that serve it (tests/platform/test_openapi_document.py
+# checks every path named here is in the document, so the text cannot promise more).
+API_DESCRIPTION = """\
+A self-hostable backend for organizations: accounts, organizations with members and roles,
+articles, media, events with volunteer shifts, and support chat.
+
+- **Accounts**: registration, email verification, sign-in with a session cookie, password
+  reset and change, sessions, email change, account deletion and export
+  (`/api/v1/auth/`, `/api/v1/me/`); staff administration (`/api/v1/admin/users`).
+- **Organizations**: members and roles, invitations, modules, ownership transfer, audit log
+  (`/api/v1/orgs/{org}`, `/api/v1/invitations/{token}`).
+- **Articles**: drafts with revisions, publishing and scheduling, categories and tags
+  (`/api/v1/orgs/{org}/articles`, `/api/v1/orgs/{org}/categories`,
+  `/api/v1/orgs/{org}/tags`); public reads and an Atom feed
+  (`/api/v1/public/orgs/{org}/articles`, `/api/v1/public/orgs/{org}/feed.xml`).
+- **Media**: an image library with direct uploads (`/api/v1/orgs/{org}/media`).
+- **Events**: events, volunteer shifts, sign-ups and rosters
+  (`/api/v1/orgs/{org}/events`, `/api/v1/public/orgs/{org}/events`), my shifts and their
+  calendar feed (`/api/v1/me/shifts`, `/api/v1/me/shifts.ics`).
+- **Support chat**: conversations, messages and attachments, canned responses, statistics
+  (`/api/v1/orgs/{org}/conversations`, `/api/v1/orgs/{org}/canned-responses`,
+  `/api/v1/orgs/{org}/support/stats`), live over a WebSocket (`/api/v1/ws`).
+
+Errors are RFC 9457 problems (`application/problem+json`) with a stable `code`; each
+operation lists the codes it can answer. Signed-in operations take the session cookie
+(`cookieAuth`); unsafe ones also take the session's `X-CSRF-Token` header.
+"""
 
 
 def api_router() -> APIRouter:
@@ -99,7 +126,7 @@ def create_app(
     app = FastAPI(
         title="Townsquare",
         version="0.1.0",
-        description="Articles, events with volunteer shifts and support chat for organizations.",
+        description=API_DESCRIPTION,
         openapi_url="/api/openapi.json",
         docs_url=None,  # served by api_docs, from local assets
         redoc_url=None,

@@ -434,10 +434,26 @@ def test_signed_in_fuzz(case: schemathesis.Case[Any], actor: Actor) -> None:
     if response.status_code in (401, 403):
         code = response.json()["code"]  # a problem+json body: checked above
         # No operation ends the actor's session (logout leaves later logouts a 204), so a
-        # 401 or a CSRF refusal means the fuzz is no longer testing what it claims to.
-        assert code not in {"not_authenticated", "csrf_failed"}, (
+        # 401 or a CSRF refusal means the fuzz is no longer testing what it claims to,
+        # unless schemathesis withheld or mangled the documented cookie or CSRF header.
+        assert code not in {"not_authenticated", "csrf_failed"} - _withheld(case), (
             f"{case.operation.label} answered {response.status_code} {code} to a signed-in caller"
         )
+
+
+def _withheld(case: schemathesis.Case[Any]) -> set[str]:
+    """The refusals a case earns by leaving out or spoiling the session cookie (401) or the
+    `X-CSRF-Token` header (403), which the document lists as the operation's parameters."""
+    meta: CaseMetadata | None = case.meta
+    if meta is None:
+        return set()
+    mutated = getattr(meta.phase.data, "parameter", None)
+    earned = set()
+    if mutated == CSRF_HEADER or _is_negative(meta, "header"):
+        earned.add("csrf_failed")
+    if mutated == FUZZ_SETTINGS.SESSION_COOKIE_NAME or _is_negative(meta, "cookie"):
+        earned.add("not_authenticated")
+    return earned
 
 
 # --- 2. anonymous callers ---------------------------------------------------------------------
@@ -515,6 +531,12 @@ class TestAnonymous:
         assert {"/api/v1/auth/me", "/api/v1/orgs/{org}", "/api/v1/admin/users"} <= {
             param.values[1] for param in PROTECTED
         }
+        # The document says the same: the protected operations, and only they, require the
+        # session cookie (the lists here are kept by hand, the document's is derived).
+        requiring = {
+            (m, p) for m, p, op in _operations() if op.get("security") == [{"cookieAuth": []}]
+        }
+        assert requiring == {(param.values[0], param.values[1]) for param in PROTECTED}
 
     async def test_document_is_the_served_one(
         self, client_without_cookies: httpx.AsyncClient
