@@ -226,6 +226,11 @@ class Settings(BaseSettings):
         return Environment.production == self.ENV
 
     @property
+    def dev_mailbox(self) -> bool:
+        """The console's `/dev/mail` exists, and sent emails keep their bodies for it."""
+        return Environment.development == self.ENV and self.EMAIL_BACKEND in ("console", "file")
+
+    @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
 

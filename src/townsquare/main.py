@@ -167,6 +167,10 @@ def create_app(
     app.include_router(health_router)
     app.include_router(docs_router)
     app.include_router(api_router())
+    # The console's pages, after the API's routes so those keep precedence.
+    from townsquare.web.router import add_console
+
+    add_console(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -64,6 +64,9 @@ def _set_session_cookies(response: Response, settings: Settings, issued: IssuedS
         )
 
 
+set_session_cookies = _set_session_cookies  # the console signs people in the same way
+
+
 def clear_session_cookies(response: Response, settings: Settings) -> None:
     for name, httponly in (
         (settings.SESSION_COOKIE_NAME, True),

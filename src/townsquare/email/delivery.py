@@ -218,6 +218,19 @@ _RECORD_SENT = (
         locked_by=None,
     )
 )
+# In development the console's mailbox (`/dev/mail`) shows sent emails, links included.
+_RECORD_SENT_KEEPING_BODY = (
+    update(OutboxEmail)
+    .where(_LEASE_HELD)
+    .values(
+        status=EmailStatus.sent,
+        sent_at=bindparam("b_now"),
+        provider_message_id=bindparam("b_provider_id"),
+        last_error=None,
+        locked_until=None,
+        locked_by=None,
+    )
+)
 _RECORD_FAILED = (
     update(OutboxEmail)
     .where(_LEASE_HELD)
@@ -248,7 +261,8 @@ def _outcome_statement(
 ) -> tuple[Update, dict[str, Any]]:
     now = clock.now()
     if not isinstance(outcome, DeliveryError):
-        return _RECORD_SENT, {"b_now": now, "b_provider_id": outcome[:MESSAGE_ID_MAX]}
+        sent = _RECORD_SENT_KEEPING_BODY if settings.dev_mailbox else _RECORD_SENT
+        return sent, {"b_now": now, "b_provider_id": outcome[:MESSAGE_ID_MAX]}
     reason = redact(outcome.reason, settings)
     if outcome.permanent or email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
         logger.warning(
