@@ -286,3 +286,22 @@ async def test_mailbox_exists_only_in_development(
 async def test_mailbox_is_absent_with_a_real_email_backend(db: RolledBackDatabase) -> None:
     async for client in _client(db, ENV="development", EMAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1"):
         assert (await client.get("/dev/mail")).status_code == 404
+
+
+async def test_an_unverified_person_can_ask_for_a_new_link(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await create_user(session, verified=False)
+    await sign_in_form(client, user.email)
+    orgs = await client.get("/orgs")
+    assert "Until then you cannot create organizations" in orgs.text
+    answer = await post_form(client, "/", {}, action="/account/verification")
+    assert answer.status_code == 303
+    assert (
+        "A new verification link is on its way."
+        in (await client.get(answer.headers["location"])).text
+    )
+    sent = await session.scalar(
+        select(func.count()).select_from(OutboxEmail).where(OutboxEmail.to_address == user.email)
+    )
+    assert sent == 1

@@ -113,3 +113,19 @@ async def end_session(session_id: uuid.UUID, request: Request, session: DbSessio
         signed_in=True,
         context=await _sessions_context(request, session, who),
     )
+
+
+@router.post("/verification", response_class=HTMLResponse)
+async def resend_verification(request: Request, session: DbSession, limiter: Limiter) -> Response:
+    settings: Settings = request.app.state.settings
+
+    async def resend(who: Visitor, values: dict[str, str], errors: FormErrors) -> Response | None:
+        user, _ = who.signed_in()
+        await limiter.consume(
+            (settings.RATE_LIMIT_VERIFY, ("resend-verification", "ip", client_ip(request))),
+            (settings.RATE_LIMIT_VERIFY, ("resend-verification", "account", str(user.id))),
+        )
+        await auth_service.resend_verification(session, settings, user)
+        return redirect("/", notice="verification_sent")
+
+    return await handle_form(request, session, "home.html", resend, signed_in=True)

@@ -50,6 +50,7 @@ NOTICES = {
     "session_ended": "The session has ended.",
     "org_created": "The organization is created.",
     "org_switched": "Switched organization.",
+    "verification_sent": "A new verification link is on its way.",
 }
 
 
