@@ -266,7 +266,11 @@ def _methods(cls: type, names: Iterable[str]) -> Iterator[Callable[..., Any]]:
             break
 
 
-_CONSTRUCTORS = frozenset({"__init__", "__post_init__", "__call__"})
+# The methods a class's use runs without naming them: making it, calling an instance,
+# `async with` and `with` over one.
+_CONSTRUCTORS = frozenset(
+    {"__init__", "__post_init__", "__call__", "__aenter__", "__aexit__", "__enter__", "__exit__"}
+)
 
 _Entry = tuple[Callable[..., Any], "type | None"]
 

@@ -124,3 +124,16 @@ def test_the_description_names_only_built_paths() -> None:
     assert len(named) >= 10
     for path in named:
         assert any(route.startswith(path.rstrip("/")) for route in served), path
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/public/orgs/{org}/articles"),  # the read pool, under `async with`
+        ("get", "/api/v1/public/orgs/{org}/events"),
+        ("get", "/api/v1/auth/me"),  # the request's transaction
+        ("post", "/api/v1/orgs/{org}/events"),
+    ],
+)
+def test_reads_of_the_database_list_its_outage(method: str, path: str) -> None:
+    assert "database_unavailable" in _codes(DOCUMENT["paths"][path][method], 503)
