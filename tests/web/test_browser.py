@@ -92,6 +92,9 @@ def test_names_print_as_text(page: Page, console: ConsoleServer) -> None:
     expect(page.get_by_label("Current organization")).to_have_text(XSS)
     page.goto(f"{base}/dev/mail")
     expect(page.locator("img")).to_have_count(0)
+    page.get_by_role("row").filter(has_text="mallory@example.com").get_by_role("link").click()
+    expect(page.locator("pre")).to_contain_text(XSS)
+    expect(page.locator("img")).to_have_count(0)
     page.goto(f"{base}/orgs")
     expect(page.locator("img")).to_have_count(0)
     assert dialogs == []
