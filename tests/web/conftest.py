@@ -70,7 +70,16 @@ def console_server() -> Iterator[ConsoleServer]:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    settings = make_settings(ENV="development", PUBLIC_URL=url, EMAIL_BACKEND="console")
+    # Every browser test signs up and in from 127.0.0.1 on this one server: the limits are
+    # raised so the tests do not add up to them (test_forms.py shows them answered).
+    settings = make_settings(
+        ENV="development",
+        PUBLIC_URL=url,
+        EMAIL_BACKEND="console",
+        RATE_LIMIT_LOGIN="1000/minute",
+        RATE_LIMIT_REGISTER="1000/hour",
+        RATE_LIMIT_VERIFY="1000/minute",
+    )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     loop = asyncio.new_event_loop()
