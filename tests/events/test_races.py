@@ -138,6 +138,10 @@ class TestCapacityHolds:
         positions = sorted(b["position"] for b in bodies if b["status"] == "waitlisted")
         assert positions == list(range(1, PEOPLE - PLACES + 1))
         assert await confirmed_count(committed_db, shift["id"]) == PLACES
+        # Most of them saw a free place before the last was taken: none is confirmed.
+        assert all(b["confirmed_at"] is None for b in bodies if b["status"] == "waitlisted")
+        stored = await stored_signups(committed_db, shift["id"])
+        assert all(s.confirmed_at is None for s in stored if s.status == SignupStatus.waitlisted)
 
 
 class TestRacingCancellations:

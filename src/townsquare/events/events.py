@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.cms.sanitize import sanitize_html
@@ -52,17 +52,22 @@ def check_range(starts_at: datetime, ends_at: datetime) -> None:
         raise InvalidTimeRange()
 
 
+# Built once: every signup and shift request runs one (building a statement costs more
+# than its parameters).
+_EVENT = select(Event).where(
+    Event.id == bindparam("id"), Event.organization_id == bindparam("org_id")
+)
+_EVENT_FOR_UPDATE = _EVENT.with_for_update(key_share=True).execution_options(populate_existing=True)
+
+
 async def get_event(
     session: AsyncSession, ctx: OrgContext, event_id: uuid.UUID, *, for_update: bool = False
 ) -> Event:
     """The org's event, or 404 `event_not_found` (also another org's, and a draft for a
     member who does not manage events)."""
-    statement = select(Event).where(Event.id == event_id, Event.organization_id == ctx.org.id)
-    if for_update:
-        statement = statement.with_for_update(key_share=True).execution_options(
-            populate_existing=True
-        )
-    event = await session.scalar(statement)
+    event = await session.scalar(
+        _EVENT_FOR_UPDATE if for_update else _EVENT, {"id": event_id, "org_id": ctx.org.id}
+    )
     if event is None or (event.status == EventStatus.draft and not manages(ctx)):
         raise EventNotFound()
     return event

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.config import Settings
@@ -49,16 +49,19 @@ class ShiftView:
     no_show_count: int
 
 
+_LOCK_SHIFT = (
+    select(Shift)
+    .where(Shift.id == bindparam("id"))
+    .with_for_update(key_share=True)
+    .execution_options(populate_existing=True)
+)
+
+
 async def lock_shift(session: AsyncSession, shift_id: uuid.UUID) -> Shift | None:
     """The shift, read afresh under its row lock (PostgreSQL `FOR NO KEY UPDATE`: it queues
     every other lock of the row but not the key-share locks of rows inserted elsewhere that
     reference it; a SQLite write transaction holds the database lock already)."""
-    shift: Shift | None = await session.scalar(
-        select(Shift)
-        .where(Shift.id == shift_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    )
+    shift: Shift | None = await session.scalar(_LOCK_SHIFT, {"id": shift_id})
     return shift
 
 

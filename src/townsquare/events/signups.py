@@ -1,25 +1,32 @@
 """Signing up for a shift, cancelling a signup, marking a no-show.
 
-Capacity is exact: the signup takes the shift's row lock (`shifts.lock_shift`) before it
-counts, so concurrent signups queue on that row and each sees the places the previous ones
-took (a check before the lock and an insert after it would let two take the last place).
-The person's own row is locked first (`FOR NO KEY UPDATE`, which does not block rows that
-merely reference it), so two signups of one person for overlapping shifts cannot both win.
+Capacity is exact: a signup takes its place with one conditional `UPDATE` of the shift's
+row (`confirmed_count < capacity`), which takes the row lock and is re-checked on the
+locked row, so concurrent signups each see the places the previous ones took (a count read
+before the lock and an insert after it would let two take the last place). Everything else
+under that lock (the waiting list, cancellations, promotions) reads the row with
+`shifts.lock_shift`. The person's own row is locked first (`FOR NO KEY UPDATE`, which does
+not block rows that merely reference it), so two signups of one person for overlapping
+shifts cannot both win, and the per-person checks run before the shift's lock is taken.
 The partial unique index `uq_signups_active` backs up "one active signup per person".
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import User
 from townsquare.config import Settings
-from townsquare.db import flush_or_conflict
+from townsquare.db import is_unique_violation, violated_constraint
 from townsquare.events import events, notices, shifts, waitlist
 from townsquare.events.enums import ACTIVE_SIGNUP_STATUSES, EventStatus, SignupStatus
 from townsquare.events.errors import (
@@ -61,23 +68,94 @@ async def no_show_count(
     return int(count or 0)
 
 
-async def _overlaps(session: AsyncSession, user_id: uuid.UUID, shift: Shift) -> bool:
-    """Whether the person holds an active signup, in any organization, on another shift
-    (not cancelled) whose time overlaps this one's."""
-    found = await session.scalar(
-        select(Signup.id)
-        .join(Shift, Shift.id == Signup.shift_id)
-        .where(
-            Signup.user_id == user_id,
-            Signup.status.in_(ACTIVE_SIGNUP_STATUSES),
-            Shift.id != shift.id,
-            Shift.cancelled_at.is_(None),
-            Shift.starts_at < shift.ends_at,
-            Shift.ends_at > shift.starts_at,
-        )
-        .limit(1)
+# Built once: every signup runs them (building a statement costs more than its parameters).
+_LOCK_PERSON = (
+    select(User.id).where(User.id == bindparam("user_id")).with_for_update(key_share=True)
+)
+
+# The per-person checks in one round trip: no-shows in the organization, an active signup
+# on this shift, an active signup on another (not cancelled) shift, in any organization,
+# whose time overlaps this one's.
+_PERSON_CHECKS = select(
+    select(func.count())
+    .where(
+        Signup.organization_id == bindparam("org_id"),
+        Signup.user_id == bindparam("user_id"),
+        Signup.status == SignupStatus.no_show,
     )
-    return found is not None
+    .scalar_subquery()
+    .label("no_shows"),
+    exists()
+    .where(
+        Signup.shift_id == bindparam("shift_id"),
+        Signup.user_id == bindparam("user_id"),
+        Signup.status.in_(ACTIVE_SIGNUP_STATUSES),
+    )
+    .label("signed_up"),
+    exists()
+    .where(
+        Signup.user_id == bindparam("user_id"),
+        Signup.status.in_(ACTIVE_SIGNUP_STATUSES),
+        Shift.id == Signup.shift_id,
+        Shift.id != bindparam("shift_id"),
+        Shift.cancelled_at.is_(None),
+        Shift.starts_at < bindparam("ends_at"),
+        Shift.ends_at > bindparam("starts_at"),
+    )
+    .label("overlaps"),
+)
+
+_shifts_table = cast(Table, Shift.__table__)
+_shifts = _shifts_table.c
+_signups_table = cast(Table, Signup.__table__)
+_signups = _signups_table.c
+
+# Takes a place if one is free, in one statement that takes the shift's row lock itself:
+# PostgreSQL re-checks the condition on the row once the lock is its own, so two signups
+# cannot both take the last place.
+_TAKE_PLACE = (
+    update(_shifts_table)
+    .where(
+        _shifts.id == bindparam("shift_id"),
+        _shifts.confirmed_count < _shifts.capacity,
+        _shifts.cancelled_at.is_(None),
+        _shifts.starts_at > bindparam("now"),
+    )
+    .values(confirmed_count=_shifts.confirmed_count + 1, updated_at=bindparam("now"))
+    .returning(_shifts.id)
+)
+
+_CONFIRMED_COLUMNS = (
+    "id",
+    "organization_id",
+    "event_id",
+    "user_id",
+    "status",
+    "confirmed_at",
+    "created_at",
+    "updated_at",
+)
+_INSERT_CONFIRMED = insert(_signups_table).values(
+    {
+        name: bindparam(f"new_{name}", type_=_signups[name].type)
+        for name in ("shift_id", *_CONFIRMED_COLUMNS)
+    }
+)
+# PostgreSQL: the place and the signup in one statement (a signup row only if a place was
+# taken), so the shift's lock is held for that statement and the commit. SQLite cannot
+# put an UPDATE in a WITH clause; its write transactions run one at a time anyway.
+_taken = _TAKE_PLACE.cte("taken")
+_TAKE_PLACE_AND_INSERT = (
+    insert(_signups_table)
+    .from_select(
+        ["shift_id", *_CONFIRMED_COLUMNS],
+        select(
+            _taken.c.id,
+            *(bindparam(f"new_{name}", type_=_signups[name].type) for name in _CONFIRMED_COLUMNS),
+        ),
+    )
+    .returning(_signups.id)
+)
 
 
 async def sign_up(
@@ -90,39 +168,121 @@ async def sign_up(
     settings: Settings,
 ) -> SignupView:
     """Sign the caller up: confirmed while places are free, else on the waiting list when
-    asked (201 with a position), else 409 `shift_full`."""
+    asked (201 with a position), else 409 `shift_full`.
+
+    The shift's row lock is held as briefly as possible, since every signup into the shift
+    queues on it: the per-person checks run before it, under the person's lock; then one
+    conditional `UPDATE` takes a place (and the lock) and the signup is inserted. Only when
+    no place was taken (full, or cancelled or started meanwhile) is the shift read under
+    its lock to tell why, or to join the waiting list."""
     event = await events.get_event(session, ctx, event_id)
-    await session.execute(
-        select(User.id).where(User.id == ctx.user.id).with_for_update(key_share=True)
-    )
-    shift = await shifts.lock_shift(session, shift_id)
+    await session.execute(_LOCK_PERSON, {"user_id": ctx.user.id})
+    shift = await session.get(Shift, shift_id)
     if shift is None or shift.event_id != event.id:
         raise ShiftNotFound()
     now = clock.now()
-    if event.status != EventStatus.published or shift.cancelled_at is not None:
-        raise SignupClosed()
-    if now >= shift.starts_at:
-        raise ShiftStarted()
-    limit = settings.EVENTS_NO_SHOW_LIMIT
-    if limit and await no_show_count(session, ctx.org.id, ctx.user.id) >= limit:
-        raise SignupBlocked()
-    already = await session.scalar(
-        select(Signup.id).where(
-            Signup.shift_id == shift.id,
-            Signup.user_id == ctx.user.id,
-            Signup.status.in_(ACTIVE_SIGNUP_STATUSES),
+    _check_open(event, shift, now)
+    checks = (
+        await session.execute(
+            _PERSON_CHECKS,
+            {
+                "org_id": ctx.org.id,
+                "user_id": ctx.user.id,
+                "shift_id": shift.id,
+                "starts_at": shift.starts_at,
+                "ends_at": shift.ends_at,
+            },
         )
-    )
-    if already is not None:
+    ).one()
+    limit = settings.EVENTS_NO_SHOW_LIMIT
+    if limit and checks.no_shows >= limit:
+        raise SignupBlocked()
+    if checks.signed_up:
         raise AlreadySignedUp()
-    if await _overlaps(session, ctx.user.id, shift):
+    if checks.overlaps:
         raise OverlapsOwnShift()
     signup = Signup(
+        id=uuid.uuid4(),
         organization_id=ctx.org.id,
         event_id=event.id,
         shift_id=shift.id,
         user_id=ctx.user.id,
+        created_at=now,
+        updated_at=now,
     )
+    if shift.confirmed_count < shift.capacity and await _take_place(session, signup, now):
+        return SignupView(signup, ctx.user, None)
+    await _confirm_or_wait(session, event, shift.id, signup, now, waitlist_if_full)
+    # No savepoint: under the person's row lock, taken before the checks above, no other
+    # transaction can insert an active signup of this person (every signup takes that lock
+    # first; SQLite runs one write transaction at a time), so `uq_signups_active` cannot
+    # fire here. Should it ever, the whole transaction fails with 409 all the same.
+    session.add(signup)
+    await _flush_signup(session)
+    return SignupView(signup, ctx.user, await waitlist.position_of(session, signup))
+
+
+async def _take_place(session: AsyncSession, signup: Signup, now: datetime) -> bool:
+    """Take a free place and insert `signup` confirmed, or do nothing (False) when no
+    place was free. The signup row is written directly: it is not in the session."""
+    values = {f"new_{name}": getattr(signup, name) for name in _CONFIRMED_COLUMNS}
+    values.update(new_status=SignupStatus.confirmed, new_confirmed_at=now)
+    async with _conflict_is_already_signed_up():
+        if session.get_bind().dialect.name == "postgresql":
+            inserted = await session.execute(
+                _TAKE_PLACE_AND_INSERT, {**values, "shift_id": signup.shift_id, "now": now}
+            )
+            taken = inserted.first() is not None
+        else:
+            place = await session.execute(_TAKE_PLACE, {"shift_id": signup.shift_id, "now": now})
+            taken = place.first() is not None
+            if taken:
+                await session.execute(
+                    _INSERT_CONFIRMED, {**values, "new_shift_id": signup.shift_id}
+                )
+    if taken:
+        signup.status = SignupStatus.confirmed
+        signup.confirmed_at = now
+    return taken
+
+
+async def _flush_signup(session: AsyncSession) -> None:
+    async with _conflict_is_already_signed_up():
+        await session.flush()
+
+
+@asynccontextmanager
+async def _conflict_is_already_signed_up() -> AsyncIterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        if is_unique_violation(exc) and violated_constraint(exc) == "uq_signups_active":
+            raise AlreadySignedUp() from exc
+        raise
+
+
+def _check_open(event: Event, shift: Shift, now: datetime) -> None:
+    if event.status != EventStatus.published or shift.cancelled_at is not None:
+        raise SignupClosed()
+    if now >= shift.starts_at:
+        raise ShiftStarted()
+
+
+async def _confirm_or_wait(
+    session: AsyncSession,
+    event: Event,
+    shift_id: uuid.UUID,
+    signup: Signup,
+    now: datetime,
+    waitlist_if_full: bool,
+) -> None:
+    """No place was taken: read the shift afresh under its lock and confirm the signup if
+    a place was freed meanwhile, else put it on the waiting list when asked, else refuse
+    with why (cancelled or started meanwhile, or full)."""
+    shift = await shifts.lock_shift(session, shift_id)
+    if shift is None:  # deleted meanwhile (it had no signups)
+        raise ShiftNotFound()
+    _check_open(event, shift, now)
     if shift.confirmed_count < shift.capacity:
         signup.status = SignupStatus.confirmed
         signup.confirmed_at = now
@@ -131,8 +291,6 @@ async def sign_up(
         waitlist.join(shift, signup)
     else:
         raise ShiftFull(extra={"capacity": shift.capacity})
-    await flush_or_conflict(session, {"uq_signups_active": AlreadySignedUp}, add=[signup])
-    return SignupView(signup, ctx.user, await waitlist.position_of(session, signup))
 
 
 async def _locked_signup(

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from townsquare.config import AppSettings
-from townsquare.db import DbSession, TransactionalRoute
+from townsquare.db import DbSession, TransactionalRoute, commit
 from townsquare.events import roster, schemas, signups
 from townsquare.events.deps import EventsManager, EventsMember
 from townsquare.events.enums import SignupStatus
@@ -53,6 +53,10 @@ async def sign_up(
         waitlist_if_full=body.waitlist if body is not None else False,
         settings=settings,
     )
+    # Committed before the answer is built (the route's own commit then has nothing to
+    # do): the shift's row lock, taken with the place, lasts until the commit, and every
+    # signup into the shift waits for it.
+    await commit(session)
     return signup_out(view)
 
 
