@@ -10,13 +10,20 @@ Two ways to count, chosen per endpoint:
   (login, change-password), so honest users are not locked out by their own successes.
 - `consume()`: every attempt counts (register, reset requests, token endpoints).
 Either way an exhausted window answers 429 `rate_limited` with `Retry-After`.
+
+When Redis cannot be reached the limits fail closed: the limited endpoints (sign-in,
+registration, resets, token links) answer 503 `rate_limiter_unavailable` until it is back,
+because open they would let anyone guess passwords without limit for as long as the outage
+lasts (which an attacker may be able to cause). Everything else keeps working.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -25,14 +32,33 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
 
 from townsquare.config import Settings
-from townsquare.errors import RateLimited
+from townsquare.errors import RateLimited, ServiceUnavailable
+
+logger = logging.getLogger("townsquare.ratelimit")
 
 Key = tuple[str, ...]
 """Identifies one counter, e.g. `("login", "ip", "203.0.113.9")`."""
 
 REDIS_KEY_PREFIX = "townsquare:ratelimit"
+RETRY_AFTER_SECONDS = 5
+
+
+class RateLimiterUnavailable(ServiceUnavailable):
+    code = "rate_limiter_unavailable"
+    detail = "Sign-in and other limited actions are paused for a moment; try again shortly."
+
+
+@asynccontextmanager
+async def _storage_errors() -> AsyncIterator[None]:
+    """Redis failures as a 503 (see the module's docstring), never a 500."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        logger.error("rate limit storage unavailable: %s", type(exc).__name__)
+        raise RateLimiterUnavailable(headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
 
 @lru_cache(maxsize=64)
@@ -77,38 +103,45 @@ class RateLimiter:
         """Raise `RateLimited` when any of the windows is already full (counts nothing)."""
         if not self.enabled:
             return
-        waits = [
-            await self._retry_after(_item(limit), key)
-            for limit, key in limits
-            if not await self._strategy.test(_item(limit), *key)
-        ]
+        async with _storage_errors():
+            waits = [
+                await self._retry_after(_item(limit), key)
+                for limit, key in limits
+                if not await self._strategy.test(_item(limit), *key)
+            ]
         if waits:
             raise RateLimited(max(waits))
 
     async def hit(self, *limits: tuple[str, Key]) -> None:
-        """Count one event in each window (a failure, typically); never raises."""
+        """Count one event in each window (a failure, typically); never raises: the
+        `check()` before it already answered for an unreachable Redis."""
         if not self.enabled:
             return
-        for limit, key in limits:
-            await self._strategy.hit(_item(limit), *key)
+        try:
+            for limit, key in limits:
+                await self._strategy.hit(_item(limit), *key)
+        except (RedisError, OSError) as exc:
+            logger.error("rate limit storage unavailable: %s", type(exc).__name__)
 
     async def consume(self, *limits: tuple[str, Key]) -> None:
         """Count one attempt in each window, or raise `RateLimited` if one is full."""
         if not self.enabled:
             return
         await self.check(*limits)
-        refused = [
-            (limit, key)
-            for limit, key in limits
-            if not await self._strategy.hit(_item(limit), *key)
-        ]
-        if refused:
+        async with _storage_errors():
+            refused = [
+                (limit, key)
+                for limit, key in limits
+                if not await self._strategy.hit(_item(limit), *key)
+            ]
             waits = [await self._retry_after(_item(limit), key) for limit, key in refused]
+        if refused:
             raise RateLimited(max(waits))
 
     async def clear(self, limits: Sequence[tuple[str, Key]]) -> None:
-        for limit, key in limits:
-            await self._strategy.clear(_item(limit), *key)
+        async with _storage_errors():
+            for limit, key in limits:
+                await self._strategy.clear(_item(limit), *key)
 
 
 async def get_rate_limiter(request: Request) -> RateLimiter:

@@ -183,3 +183,27 @@ class TestSharedThroughRedis:
                 _assert_limited(await login(client_a, user.email, DEFAULT_PASSWORD))
         keys = await redis_db.keys("townsquare:ratelimit*")
         assert keys, "the counters live in Redis"
+
+
+class TestRedisUnreachable:
+    """The limits fail closed (ratelimit.py): limited endpoints answer 503, the rest works."""
+
+    async def test_limited_endpoints_answer_503_and_the_rest_works(
+        self, session: AsyncSession, db: RolledBackDatabase
+    ) -> None:
+        user = await create_user(session)
+        # Nothing listens on port 1: every connection is refused at once.
+        async for client in _client(db, REDIS_URL="redis://127.0.0.1:1/0"):
+            refused = await login(client, user.email, DEFAULT_PASSWORD)
+            registered = await register(client, email=unique_email())
+            await sign_in(session, client, user)
+            me = await client.get(f"{API}/auth/me")
+
+        for response in (refused, registered):
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "rate_limiter_unavailable"
+            assert response.headers["retry-after"] == "5"
+        assert "127.0.0.1:1" not in refused.text
+        assert me.status_code == 200
+        assert me.json()["email"] == user.email
