@@ -203,21 +203,6 @@ _LEASE_HELD = and_(
     OutboxEmail.locked_by == bindparam("b_token"),
     OutboxEmail.status == EmailStatus.sending,
 )
-# The bodies may hold one-time links (verification, reset): they leave with the email.
-_RECORD_SENT = (
-    update(OutboxEmail)
-    .where(_LEASE_HELD)
-    .values(
-        status=EmailStatus.sent,
-        sent_at=bindparam("b_now"),
-        provider_message_id=bindparam("b_provider_id"),
-        last_error=None,
-        text_body="",
-        html_body=None,
-        locked_until=None,
-        locked_by=None,
-    )
-)
 # In development the console's mailbox (`/dev/mail`) shows sent emails, links included.
 _RECORD_SENT_KEEPING_BODY = (
     update(OutboxEmail)
@@ -231,6 +216,8 @@ _RECORD_SENT_KEEPING_BODY = (
         locked_by=None,
     )
 )
+# The bodies may hold one-time links (verification, reset): they leave with the email.
+_RECORD_SENT = _RECORD_SENT_KEEPING_BODY.values(text_body="", html_body=None)
 _RECORD_FAILED = (
     update(OutboxEmail)
     .where(_LEASE_HELD)
