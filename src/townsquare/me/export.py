@@ -7,10 +7,14 @@ keys, no internal notes, and nothing other people wrote except where it is about
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from townsquare.auth import service as auth_service
 from townsquare.auth.models import User, UserSession
@@ -26,6 +30,28 @@ from townsquare.support.models import ChatMessage, Conversation
 
 def _org(org: Organization) -> out.OrganizationRef:
     return out.OrganizationRef(id=org.id, slug=org.slug, name=org.name)
+
+
+class _InAnOrganization(Protocol):
+    id: ClassVar[InstrumentedAttribute[uuid.UUID]]
+    organization_id: ClassVar[InstrumentedAttribute[uuid.UUID]]
+    created_at: ClassVar[InstrumentedAttribute[datetime]]
+
+
+_Row = TypeVar("_Row", bound=_InAnOrganization)
+
+
+async def _with_org(
+    session: AsyncSession, entity: type[_Row], *where: ColumnElement[bool]
+) -> Sequence[tuple[_Row, Organization]]:
+    """The rows of one kind that `where` picks, oldest first, each with its organization."""
+    rows = await session.execute(
+        select(entity, Organization)
+        .join(Organization, Organization.id == entity.organization_id)
+        .where(*where)
+        .order_by(entity.created_at, entity.id)
+    )
+    return rows.tuples().all()
 
 
 async def build_export(
@@ -69,12 +95,7 @@ async def build_export(
 
 
 async def _memberships(session: AsyncSession, user: User) -> list[out.ExportedMembership]:
-    rows = await session.execute(
-        select(Membership, Organization)
-        .join(Organization, Organization.id == Membership.organization_id)
-        .where(Membership.user_id == user.id)
-        .order_by(Membership.created_at, Membership.id)
-    )
+    rows = await _with_org(session, Membership, Membership.user_id == user.id)
     return [
         out.ExportedMembership(organization=_org(org), role=m.role.value, joined_at=m.created_at)
         for m, org in rows
@@ -82,12 +103,7 @@ async def _memberships(session: AsyncSession, user: User) -> list[out.ExportedMe
 
 
 async def _articles(session: AsyncSession, user: User) -> list[out.ExportedArticle]:
-    rows = await session.execute(
-        select(Article, Organization)
-        .join(Organization, Organization.id == Article.organization_id)
-        .where(Article.author_id == user.id)
-        .order_by(Article.created_at, Article.id)
-    )
+    rows = await _with_org(session, Article, Article.author_id == user.id)
     return [
         out.ExportedArticle(
             id=article.id,
@@ -102,12 +118,7 @@ async def _articles(session: AsyncSession, user: User) -> list[out.ExportedArtic
 
 
 async def _conversations(session: AsyncSession, user: User) -> list[out.ExportedConversation]:
-    rows = await session.execute(
-        select(Conversation, Organization)
-        .join(Organization, Organization.id == Conversation.organization_id)
-        .where(Conversation.customer_id == user.id)
-        .order_by(Conversation.created_at, Conversation.id)
-    )
+    rows = await _with_org(session, Conversation, Conversation.customer_id == user.id)
     return [
         out.ExportedConversation(
             id=conversation.id,
@@ -124,11 +135,8 @@ async def _conversations(session: AsyncSession, user: User) -> list[out.Exported
 
 
 async def _messages(session: AsyncSession, user: User) -> list[out.ExportedMessage]:
-    rows = await session.execute(
-        select(ChatMessage, Organization)
-        .join(Organization, Organization.id == ChatMessage.organization_id)
-        .where(ChatMessage.sender_id == user.id, ChatMessage.internal.is_(False))
-        .order_by(ChatMessage.created_at, ChatMessage.id)
+    rows = await _with_org(
+        session, ChatMessage, ChatMessage.sender_id == user.id, ChatMessage.internal.is_(False)
     )
     return [
         out.ExportedMessage(
@@ -145,12 +153,7 @@ async def _messages(session: AsyncSession, user: User) -> list[out.ExportedMessa
 
 
 async def _media(session: AsyncSession, user: User) -> list[out.ExportedMedia]:
-    rows = await session.execute(
-        select(MediaItem, Organization)
-        .join(Organization, Organization.id == MediaItem.organization_id)
-        .where(MediaItem.uploaded_by_id == user.id)
-        .order_by(MediaItem.created_at, MediaItem.id)
-    )
+    rows = await _with_org(session, MediaItem, MediaItem.uploaded_by_id == user.id)
     return [
         out.ExportedMedia(
             id=item.id,
@@ -197,12 +200,7 @@ async def _signups(session: AsyncSession, user: User) -> list[out.ExportedSignup
 
 async def _invitations(session: AsyncSession, user: User) -> list[out.ExportedInvitation]:
     now = clock.now()
-    rows = await session.execute(
-        select(Invitation, Organization)
-        .join(Organization, Organization.id == Invitation.organization_id)
-        .where(Invitation.email == user.email)
-        .order_by(Invitation.created_at, Invitation.id)
-    )
+    rows = await _with_org(session, Invitation, Invitation.email == user.email)
     return [
         out.ExportedInvitation(
             id=invitation.id,
@@ -217,17 +215,14 @@ async def _invitations(session: AsyncSession, user: User) -> list[out.ExportedIn
 
 
 async def _audit_entries(session: AsyncSession, user: User) -> list[out.ExportedAuditEntry]:
-    rows = await session.execute(
-        select(AuditLogEntry, Organization)
-        .join(Organization, Organization.id == AuditLogEntry.organization_id)
-        .where(
-            or_(
-                AuditLogEntry.actor_id == user.id,
-                AuditLogEntry.data["user_id"].as_string() == str(user.id),
-                AuditLogEntry.data["email"].as_string() == user.email,
-            )
-        )
-        .order_by(AuditLogEntry.created_at, AuditLogEntry.id)
+    rows = await _with_org(
+        session,
+        AuditLogEntry,
+        or_(
+            AuditLogEntry.actor_id == user.id,
+            AuditLogEntry.data["user_id"].as_string() == str(user.id),
+            AuditLogEntry.data["email"].as_string() == user.email,
+        ),
     )
     return [
         out.ExportedAuditEntry(
