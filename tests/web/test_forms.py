@@ -269,6 +269,28 @@ async def test_end_another_session(
     assert (await other.get("/")).headers["location"] == "/login"
 
 
+async def test_a_refused_end_shows_the_sessions_again(
+    client: httpx.AsyncClient,
+    new_client: Callable[[], Awaitable[httpx.AsyncClient]],
+    session: AsyncSession,
+) -> None:
+    user = await create_user(session)
+    other = await new_client()
+    await sign_in_form(other, user.email)
+    await sign_in_form(client, user.email)
+    other_id = await session.scalar(
+        select(UserSession.id).where(
+            UserSession.token_hash == hash_token(other.cookies["townsquare_session"])
+        )
+    )
+    answer = await client.post(f"/account/sessions/{other_id}/end", data={"csrf_token": "x"})
+    assert answer.status_code == 403
+    assert "did not come from this site" in answer.text
+    assert answer.text.count("/end") == 2
+    assert f'action="/account/sessions/{other_id}/end"' in answer.text
+    assert (await other.get("/")).status_code == 200
+
+
 async def test_mailbox_exists_only_in_development(
     client: httpx.AsyncClient, dev_client: httpx.AsyncClient
 ) -> None:

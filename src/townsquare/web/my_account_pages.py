@@ -92,9 +92,6 @@ async def sessions_page(request: Request, session: DbSession) -> Response:
 @router.post("/sessions/{session_id}/end", response_class=HTMLResponse)
 async def end_session(session_id: uuid.UUID, request: Request, session: DbSession) -> Response:
     settings: Settings = request.app.state.settings
-    who = await visitor(request, session)
-    if who.user is None:
-        return redirect("/login")
 
     async def end(who: Visitor, values: dict[str, str], errors: FormErrors) -> Response | None:
         user, current = who.signed_in()
@@ -105,13 +102,11 @@ async def end_session(session_id: uuid.UUID, request: Request, session: DbSessio
             return response
         return redirect("/account/sessions", notice="session_ended")
 
+    async def shown_again(who: Visitor) -> dict[str, Any]:
+        return await _sessions_context(request, session, who)
+
     return await handle_form(
-        request,
-        session,
-        "sessions.html",
-        end,
-        signed_in=True,
-        context=await _sessions_context(request, session, who),
+        request, session, "sessions.html", end, signed_in=True, context_for=shown_again
     )
 
 

@@ -35,11 +35,12 @@ async def handle_form(
     keep: Iterable[str] = (),
     field_for: dict[str, str] | None = None,
     signed_in: bool = False,
-    context: dict[str, Any] | None = None,
+    context_for: Callable[[Visitor], Awaitable[dict[str, Any]]] | None = None,
 ) -> Response:
     """Run `action` on the posted form. It answers a response (usually a redirect), or
     fills `errors`; a service's `AppError` becomes a message by the field it concerns.
-    Fields named in `keep` are shown again (never passwords)."""
+    Fields named in `keep` are shown again (never passwords); `context_for` gives what
+    else the page shows, read only when the form is shown again."""
     who = await visitor(request, session)
     if signed_in and who.user is None:
         return redirect("/login")
@@ -60,6 +61,7 @@ async def handle_form(
                 return response
     kept = set(keep)
     shown = {name: value for name, value in values.items() if name in kept}
+    context = await context_for(who) if context_for is not None else {}
     return await render(
         request,
         session,
@@ -68,5 +70,5 @@ async def handle_form(
         status_code=status,
         errors=errors,
         values=shown,
-        **(context or {}),
+        **context,
     )
