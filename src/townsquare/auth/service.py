@@ -166,16 +166,10 @@ async def update_profile(session: AsyncSession, user: User, changes: dict[str, A
 
 
 def _live_sessions(settings: Settings, user_id: uuid.UUID) -> Select[UserSession]:
-    """The user's live sessions (`auth_sessions.is_live`), most recently active first."""
-    now = clock.now()
-    idle_since = now - timedelta(seconds=settings.SESSION_IDLE_TIMEOUT_SECONDS)
+    """The user's live sessions, most recently active first."""
     return (
         select(UserSession)
-        .where(
-            UserSession.user_id == user_id,
-            UserSession.expires_at > now,
-            UserSession.last_seen_at > idle_since,
-        )
+        .where(UserSession.user_id == user_id, auth_sessions.live_at(settings, clock.now()))
         .order_by(UserSession.last_seen_at.desc(), UserSession.id)
     )
 
@@ -423,12 +417,8 @@ async def set_active(
 
 async def delete_expired_sessions(session: AsyncSession, settings: Settings) -> int:
     """Delete sessions past their absolute or idle deadline."""
-    now = clock.now()
-    idle_cutoff = now - timedelta(seconds=settings.SESSION_IDLE_TIMEOUT_SECONDS)
     result = await session.execute(
-        delete(UserSession).where(
-            or_(UserSession.expires_at <= now, UserSession.last_seen_at <= idle_cutoff)
-        )
+        delete(UserSession).where(~auth_sessions.live_at(settings, clock.now()))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from townsquare.auth.models import IP_MAX, USER_AGENT_MAX, User, UserSession
@@ -56,6 +56,12 @@ def is_live(settings: Settings, record: UserSession, now: datetime | None = None
     now = now or clock.now()
     idle_limit = record.last_seen_at + timedelta(seconds=settings.SESSION_IDLE_TIMEOUT_SECONDS)
     return now < record.expires_at and now < idle_limit
+
+
+def live_at(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    """`is_live` as a SQL condition on `UserSession` rows."""
+    idle_since = now - timedelta(seconds=settings.SESSION_IDLE_TIMEOUT_SECONDS)
+    return and_(UserSession.expires_at > now, UserSession.last_seen_at > idle_since)
 
 
 def needs_touch(settings: Settings, record: UserSession, now: datetime | None = None) -> bool:
