@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from townsquare.auth.router import REGISTERED, RESET_REQUESTED
 from townsquare.config import Settings
 from townsquare.orgs import service as orgs_service
 from townsquare.orgs.schemas import MyOrganization
@@ -40,11 +41,12 @@ SECURITY_HEADERS = {
 }
 
 # Fixed sentences by key: a link can ask for one, but never put its own text on the page.
+# Where the API answers the same step, the page says what the API says.
 NOTICES = {
-    "registered": "Check your inbox: we sent a link to finish signing up.",
+    "registered": REGISTERED,
     "verified": "Your email address is verified.",
     "signed_out": "You are signed out.",
-    "reset_sent": "If an account has this address, a reset link is on its way.",
+    "reset_sent": RESET_REQUESTED,
     "password_reset": "Your password is changed; sign in with the new one.",
     "password_changed": "Your password is changed; your other sessions have ended.",
     "session_ended": "The session has ended.",
