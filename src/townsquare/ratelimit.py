@@ -5,11 +5,8 @@ counts in process memory; with it, counts live in Redis, so every API process sh
 that Redis shares the counts. Limits are strings such as `"5/minute"` (settings
 `RATE_LIMIT_*`); `RATE_LIMIT_ENABLED=false` switches every limit off.
 
-Two ways to count, chosen per endpoint:
-- `check()` before the work and `hit()` after a failure: only failures count
-  (login, change-password), so honest users are not locked out by their own successes.
-- `consume()`: every attempt counts (register, reset requests, token endpoints).
-Either way an exhausted window answers 429 `rate_limited` with `Retry-After`.
+Every limited endpoint calls `consume()`: each attempt counts, and an exhausted window
+answers 429 `rate_limited` with `Retry-After`.
 
 When Redis cannot be reached the limits fail closed: the limited endpoints (sign-in,
 registration, resets, token links) answer 503 `rate_limiter_unavailable` until it is back,
@@ -22,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -112,17 +109,6 @@ class RateLimiter:
         if waits:
             raise RateLimited(max(waits))
 
-    async def hit(self, *limits: tuple[str, Key]) -> None:
-        """Count one event in each window (a failure, typically); never raises: the
-        `check()` before it already answered for an unreachable Redis."""
-        if not self.enabled:
-            return
-        try:
-            for limit, key in limits:
-                await self._strategy.hit(_item(limit), *key)
-        except (RedisError, OSError) as exc:
-            logger.error("rate limit storage unavailable: %s", type(exc).__name__)
-
     async def consume(self, *limits: tuple[str, Key]) -> None:
         """Count one attempt in each window, or raise `RateLimited` if one is full."""
         if not self.enabled:
@@ -137,11 +123,6 @@ class RateLimiter:
             waits = [await self._retry_after(_item(limit), key) for limit, key in refused]
         if refused:
             raise RateLimited(max(waits))
-
-    async def clear(self, limits: Sequence[tuple[str, Key]]) -> None:
-        async with _storage_errors():
-            for limit, key in limits:
-                await self._strategy.clear(_item(limit), *key)
 
 
 async def get_rate_limiter(request: Request) -> RateLimiter:
