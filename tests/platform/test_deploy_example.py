@@ -5,6 +5,7 @@ behind a proxy needs."""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -38,8 +39,6 @@ def _filled(text: str) -> str:
 
 def _load(path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The settings a process started with only this file's variables would read."""
-    import os
-
     for name in list(os.environ):
         if name.upper().startswith("TOWNSQUARE_"):
             monkeypatch.delenv(name)
