@@ -125,13 +125,4 @@ async def accept_my_invitation(
     """Join the organization of an invitation listed by `GET /me/invitations`; the same
     rules as `POST /invitations/{token}/accept`."""
     org, membership = await orgs_invitations.accept_invitation_by_id(session, user, invitation_id)
-    return orgs_schemas.InvitationAccepted(
-        organization=orgs_schemas.MyOrganization(
-            id=org.id,
-            name=org.name,
-            slug=org.slug,
-            avatar_url=org.avatar_url,
-            role=membership.role,
-        ),
-        member_id=membership.id,
-    )
+    return orgs_invitations.accepted(org, membership)

@@ -325,6 +325,20 @@ async def accept_invitation_by_id(
     return await _accept(session, user, invitation)
 
 
+def accepted(org: Organization, membership: Membership) -> schemas.InvitationAccepted:
+    """The answer to an accepted invitation: the organization joined and the membership."""
+    return schemas.InvitationAccepted(
+        organization=schemas.MyOrganization(
+            id=org.id,
+            name=org.name,
+            slug=org.slug,
+            avatar_url=org.avatar_url,
+            role=membership.role,
+        ),
+        member_id=membership.id,
+    )
+
+
 async def _accept(
     session: AsyncSession, user: User, invitation: Invitation
 ) -> tuple[Organization, Membership]:

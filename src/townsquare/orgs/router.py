@@ -308,16 +308,7 @@ async def accept_invitation(
     `invitation_revoked`, 409 `invitation_already_accepted` / `already_member`, 403
     `invitation_email_mismatch` / `email_not_verified`."""
     org, membership = await invitations.accept_invitation(session, user, token)
-    return schemas.InvitationAccepted(
-        organization=schemas.MyOrganization(
-            id=org.id,
-            name=org.name,
-            slug=org.slug,
-            avatar_url=org.avatar_url,
-            role=membership.role,
-        ),
-        member_id=membership.id,
-    )
+    return invitations.accepted(org, membership)
 
 
 # --- modules and audit log --------------------------------------------------------------
