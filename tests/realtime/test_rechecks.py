@@ -15,6 +15,7 @@ from townsquare.auth import sessions as auth_sessions
 from townsquare.config import Settings
 from townsquare.db import Database, transaction
 from townsquare.orgs.enums import MemberRole, Module
+from townsquare.realtime import rechecks as rechecks_module
 from townsquare.realtime.rechecks import AccessRechecks
 
 pytestmark = pytest.mark.committed
@@ -82,3 +83,24 @@ async def test_an_unknown_token_is_no_session(committed_db: Database, settings: 
         assert await rechecks.check("") is None
     finally:
         await rechecks.close()
+
+
+async def test_a_backlog_bigger_than_one_query_is_answered_in_chunks(
+    committed_db: Database,
+    settings: Settings,
+    statements: StatementLog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rechecks_module, "BATCH_LIMIT", 2)
+    people = [await person(committed_db, settings, display_name=f"Cust {n}") for n in range(5)]
+    rechecks = AccessRechecks(committed_db, settings, window_seconds=0.05)
+    statements.statements.clear()
+    try:
+        found = await asyncio.gather(*(rechecks.check(p.token) for p in people))
+    finally:
+        await rechecks.close()
+
+    assert statements.count("FROM user_sessions") == 3
+    assert [access.display_name if access else None for access in found] == [
+        p.user.display_name for p in people
+    ]
