@@ -51,7 +51,7 @@ async def _with_org(
         .where(*where)
         .order_by(entity.created_at, entity.id)
     )
-    return rows.tuples().all()
+    return [(row, org) for row, org in rows]
 
 
 async def build_export(

@@ -41,7 +41,7 @@ async def agent_organizations_of(
         .where(Membership.user_id.in_(wanted))
     )
     found: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-    for member_id, org_id, role in rows.tuples():
+    for member_id, org_id, role in rows:
         if role_has(role, Permission.support_inbox):
             found[member_id].add(org_id)
     return {member_id: frozenset(orgs) for member_id, orgs in found.items()}

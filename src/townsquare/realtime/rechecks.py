@@ -112,7 +112,7 @@ class AccessRechecks:
         )
         live = [
             (record, user)
-            for record, user in rows.tuples()
+            for record, user in rows
             if user.is_active and is_live(self.settings, record)
         ]
         inboxes = await agent_organizations_of(session, {user.id for _, user in live})
