@@ -22,9 +22,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -132,6 +132,10 @@ async def get_rate_limiter(request: Request) -> RateLimiter:
         limiter = RateLimiter(request.app.state.settings)
         request.app.state.rate_limiter = limiter
     return limiter
+
+
+Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
+"""The app's rate limiter, as an endpoint parameter."""
 
 
 async def close_rate_limiter(app: FastAPI) -> None:

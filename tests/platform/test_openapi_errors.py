@@ -15,7 +15,6 @@ from fastapi import APIRouter, FastAPI
 
 from tests.conftest import _client_for, make_settings
 from townsquare import openapi_errors
-from townsquare.auth.account import Limiter
 from townsquare.auth.deps import CurrentUser
 from townsquare.db import DbSession, TransactionalRoute, flush_or_conflict
 from townsquare.errors import Conflict, Gone, NotFound, install_error_handlers
@@ -23,6 +22,7 @@ from townsquare.kit.pagination import decode_cursor
 from townsquare.openapi import build_openapi
 from townsquare.openapi_errors import errors_reached, follow_package
 from townsquare.orgs.deps import OrgAdmin
+from townsquare.ratelimit import Limiter
 
 
 class WidgetNotFound(NotFound):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 
 from townsquare.auth import email_change, schemas
 from townsquare.auth.deps import CurrentUser
 from townsquare.config import AppSettings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.fields import Email, RequestBody
-from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
+from townsquare.ratelimit import Limiter, client_ip
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionalRoute)
 
-Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 EMAIL_CHANGE_REQUESTED = (
     "If the address can be used, a confirmation link is on its way to it; "
     "your address changes when you open the link."

@@ -28,12 +28,11 @@ from townsquare.config import AppSettings, Settings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.fields import normalize_email
 from townsquare.kit.pagination import Page, PageParams, page_params
-from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
+from townsquare.ratelimit import Limiter, client_ip
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionalRoute)
 admin_router = APIRouter(prefix="/admin", tags=["admin"], route_class=TransactionalRoute)
 
-Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"description": "Too many attempts; wait for Retry-After seconds"}

@@ -18,11 +18,9 @@ from townsquare.kit.pagination import Page, PageParams, page_params
 from townsquare.me import deletion, export, export_schemas, invitations
 from townsquare.orgs import invitations as orgs_invitations
 from townsquare.orgs import schemas as orgs_schemas
-from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
+from townsquare.ratelimit import Limiter, client_ip
 
 router = APIRouter(route_class=TransactionalRoute)
-
-Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 class AccountDeletion(RequestBody):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from townsquare.auth import email_change
@@ -15,14 +15,13 @@ from townsquare.auth.router import clear_session_cookies, set_session_cookies
 from townsquare.config import Settings
 from townsquare.db import DbSession, TransactionalRoute
 from townsquare.kit.fields import normalize_email
-from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
+from townsquare.ratelimit import Limiter, client_ip
 from townsquare.web.forms import FormErrors, parse
 from townsquare.web.identity import Visitor, visitor
 from townsquare.web.pages import redirect, render
 from townsquare.web.submit import handle_form, safe_next
 
 router = APIRouter(route_class=TransactionalRoute, include_in_schema=False)
-Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 TokenQuery = Annotated[str, Query(max_length=256)]
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from townsquare.auth import schemas as auth_schemas
@@ -13,14 +13,13 @@ from townsquare.auth import service as auth_service
 from townsquare.auth.router import clear_session_cookies, set_session_cookies
 from townsquare.config import Settings
 from townsquare.db import DbSession, TransactionalRoute
-from townsquare.ratelimit import RateLimiter, client_ip, get_rate_limiter
+from townsquare.ratelimit import Limiter, client_ip
 from townsquare.web.forms import FormErrors, parse
 from townsquare.web.identity import Visitor, visitor
 from townsquare.web.pages import redirect, render
 from townsquare.web.submit import handle_form
 
 router = APIRouter(prefix="/account", route_class=TransactionalRoute, include_in_schema=False)
-Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 async def _sessions_context(request: Request, session: DbSession, who: Visitor) -> dict[str, Any]:
